@@ -1,0 +1,62 @@
+# alert-contacts-operator: every task a developer or CI runs.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+CLUSTER := $(PY) tests/controlplane/cluster.py
+
+.PHONY: help install tools cluster-up cluster-down run crds lint unit e2e test bench clean
+
+help: ## list the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-13s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -e '.[test]'
+	touch $@
+
+install: $(STAMP) ## create .venv/ with the package and its test tools
+
+tools: ## build (or reuse from ~/.cache/alert-contacts) bin/{kube-apiserver,etcd,kubectl,helm}
+	bash tests/controlplane/build.sh
+
+cluster-up: install tools ## start the local control plane if not running; prints the kubeconfig path last
+	@$(CLUSTER) up
+
+cluster-down: install ## stop the local control plane and remove its state
+	@$(CLUSTER) down
+
+run: install ## run the operator (starts the local control plane when KUBECONFIG is unset)
+	@set -euo pipefail; \
+	if [[ -z "$${KUBECONFIG:-}" ]]; then \
+		$(MAKE) --no-print-directory tools >&2; \
+		export KUBECONFIG="$$($(CLUSTER) up | tail -n1)"; \
+		echo "using the local control plane: export KUBECONFIG=$$KUBECONFIG" >&2; \
+	fi; \
+	kubectl="$$(command -v kubectl || echo bin/kubectl)"; \
+	"$$kubectl" apply --server-side -f crds/ >&2; \
+	"$$kubectl" wait --for=condition=Established --timeout=60s -f crds/ >&2; \
+	exec $(PY) -m alert_contacts
+
+crds: install ## regenerate crds/ and the chart's copy from the pydantic models
+	$(PY) -m alert_contacts.crdgen crds
+
+lint: install ## ruff and mypy (strict on the package)
+	$(VENV)/bin/ruff check operator tests
+	$(VENV)/bin/mypy
+
+unit: install ## unit tests: pure functions, no cluster
+	$(VENV)/bin/pytest tests/unit
+
+e2e: install tools ## e2e tests on a real kube-apiserver + etcd started for the run
+	$(VENV)/bin/pytest tests/e2e
+
+test: install tools lint ## the whole suite: lint, unit and e2e tests
+	$(VENV)/bin/pytest tests
+
+clean: ## remove the venv and bin/ links (the build cache in ~/.cache stays)
+	rm -rf $(VENV) bin

@@ -1,0 +1,1 @@
+"""Kubernetes operator for alert contacts, DingTalk chatbots and contact groups."""
