@@ -1,0 +1,32 @@
+"""``python -m alert_contacts``: the one entry point (production, ``make run``, tests)."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import kopf
+
+from alert_contacts.runtime.options import RunOptions, parse
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        options: RunOptions = parse(sys.argv[1:] if argv is None else argv, os.environ)
+    except ValueError as e:
+        sys.exit(f"alert-contacts-operator: {e}")
+    kopf.configure(verbose=options.verbose)
+    import alert_contacts.handlers  # noqa: F401  (registers the handlers with kopf)
+
+    kopf.run(
+        clusterwide=True,
+        standalone=True,  # one active replica; see handlers/startup.py
+        liveness_endpoint=(
+            f"http://0.0.0.0:{options.health_port}/healthz" if options.health_port else None
+        ),
+        memo=kopf.Memo(options=options),
+    )
+
+
+if __name__ == "__main__":
+    main()

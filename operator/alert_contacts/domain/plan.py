@@ -1,0 +1,109 @@
+"""The whole-cluster decision: every object's desired status from the current set.
+
+``plan_status`` is the pure function DESIGN.md asks for: given what the watch
+holds (objects, their current status and the Secrets they reference) it
+returns the status writes and Events that make the cluster agree with it, and
+nothing for objects that already agree.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from alert_contacts.domain.conditions import bot_status, contact_status, status_patch, transition
+from alert_contacts.domain.decisions import Decision, decide
+from alert_contacts.domain.groups import evaluate_group, group_status
+from alert_contacts.domain.records import ObjectRecord
+from alert_contacts.domain.types import Candidate, ObjectRef, Verdict
+from alert_contacts.domain.validation import validate_bot, validate_contact
+from alert_contacts.settings import Settings
+
+SecretIndex = Mapping[tuple[str, str], Mapping[str, str]]
+
+
+@dataclass(frozen=True)
+class StatusWrite:
+    ref: ObjectRef
+    uid: str
+    patch: dict[str, Any]
+    event: tuple[str, str, str] | None  # (type, reason, message) on a Ready transition
+
+
+@dataclass(frozen=True)
+class Plan:
+    writes: list[StatusWrite]
+    ready: dict[ObjectRef, bool]
+    reasons: Counter[tuple[str, str]] = field(default_factory=Counter)  # (kind, reason)
+    in_quota: int = 0
+
+
+def bot_verdict(record: ObjectRecord, secrets: SecretIndex, settings: Settings) -> Verdict:
+    namespace = record.ref.namespace
+
+    def resolve(name: str, key: str) -> str | None:
+        data = secrets.get((namespace, name))
+        return None if data is None else data.get(key)
+
+    return validate_bot(record.spec, resolve, settings)
+
+
+def contact_verdict(record: ObjectRecord, settings: Settings) -> Verdict:
+    return record.verdict if record.verdict is not None else validate_contact(
+        record.spec, settings
+    )
+
+
+def candidates(
+    contacts: Iterable[ObjectRecord],
+    bots: Iterable[ObjectRecord],
+    secrets: SecretIndex,
+    settings: Settings,
+) -> list[Candidate]:
+    """Contacts and bots as the ordering sees them (both count against quota)."""
+    found = [Candidate(r.ref, r.created, contact_verdict(r, settings)) for r in contacts]
+    found += [Candidate(r.ref, r.created, bot_verdict(r, secrets, settings)) for r in bots]
+    return found
+
+
+def plan_status(
+    contacts: Iterable[ObjectRecord],
+    bots: Iterable[ObjectRecord],
+    groups: Iterable[ObjectRecord],
+    secrets: SecretIndex,
+    settings: Settings,
+    now: str,
+) -> Plan:
+    members = {r.ref: r for r in (*contacts, *bots)}
+    decisions: dict[ObjectRef, Decision] = decide(
+        candidates(
+            (r for r in members.values() if r.ref.kind == "Contact"),
+            (r for r in members.values() if r.ref.kind == "DingTalkBot"),
+            secrets, settings,
+        ),
+        settings.quota,
+    )
+    writes: list[StatusWrite] = []
+    reasons: Counter[tuple[str, str]] = Counter()
+    ready: dict[ObjectRef, bool] = {}
+
+    def want(record: ObjectRecord, desired: dict[str, Any], reason: str) -> None:
+        reasons[(record.ref.kind, reason)] += 1
+        patch = status_patch(record.status, desired, now=now)
+        if patch is not None:
+            writes.append(StatusWrite(
+                record.ref, record.uid, patch, transition(record.status, patch["status"])
+            ))
+
+    for ref, record in members.items():
+        decision = decisions[ref]
+        ready[ref] = decision.ready
+        build = contact_status if ref.kind == "Contact" else bot_status
+        want(record, build(decision, record.generation), decision.reason)
+    for record in groups:
+        group = evaluate_group(record.ref.namespace, record.spec, ready)
+        want(record, group_status(group, record.generation), group.reason)
+    in_quota = sum(1 for d in decisions.values() if d.within_quota is True)
+    return Plan(writes, ready, reasons, in_quota)

@@ -1,0 +1,70 @@
+"""What the operator keeps of each watched object: plain data read off its body."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from alert_contacts.domain.types import ObjectRef, Verdict
+
+# A webhook URL or signing secret is short text; larger values are other workloads' data.
+MAX_SECRET_VALUE_B64 = 4096
+
+
+@dataclass(frozen=True)
+class ObjectRecord:
+    """One Contact, DingTalkBot or ContactGroup as last seen by the watch.
+
+    ``verdict`` is filled for Contacts when indexed (their validity depends on
+    the spec alone); bots are validated at decision time because their
+    webhook may live in a Secret.
+    """
+
+    ref: ObjectRef
+    uid: str
+    created: str
+    generation: int
+    spec: Mapping[str, Any]
+    status: Mapping[str, Any]
+    verdict: Verdict | None = field(default=None, compare=False)
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def record_of(kind: str, body: Mapping[str, Any], verdict: Verdict | None = None) -> ObjectRecord:
+    """Read a record off a raw object body; never raises on a malformed body."""
+    meta = _mapping(body.get("metadata"))
+    generation = meta.get("generation")
+    return ObjectRecord(
+        ref=ObjectRef(kind, str(meta.get("namespace", "")), str(meta.get("name", ""))),
+        uid=str(meta.get("uid", "")),
+        created=str(meta.get("creationTimestamp", "")),
+        generation=generation if isinstance(generation, int) else 0,
+        spec=_mapping(body.get("spec")),
+        status=_mapping(body.get("status")),
+        verdict=verdict,
+    )
+
+
+def secret_data(body: Mapping[str, Any]) -> dict[str, str]:
+    """The text values of a Secret that a bot may reference, decoded.
+
+    Large or binary values are dropped: a webhook URL or signing secret is
+    short text, and the operator should not hold other workloads' blobs.
+    """
+    data = _mapping(body.get("data"))
+    decoded: dict[str, str] = {}
+    for key, value in data.items():
+        if not isinstance(value, str) or len(value) > MAX_SECRET_VALUE_B64:
+            continue
+        try:
+            decoded[str(key)] = base64.b64decode(value, validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            continue
+    return decoded
+

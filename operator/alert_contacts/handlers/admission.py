@@ -1,0 +1,136 @@
+"""Admission: the fast path that refuses what the operator can already see.
+
+The same validation functions as the reconciler, the same ordering for
+duplicates, the same messages. Refusals are 4xx (422 invalid, 409 duplicate,
+403 quota) so clients and GitOps tools do not retry them; only "not ready
+yet" is a 503, which they should retry. Concurrent requests can both pass
+here; the reconciler is the authority and settles them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import kopf
+
+from alert_contacts import metrics
+from alert_contacts.domain.decisions import admission_conflict, admission_quota_full
+from alert_contacts.domain.groups import evaluate_group
+from alert_contacts.domain.plan import bot_verdict
+from alert_contacts.domain.records import ObjectRecord, record_of
+from alert_contacts.domain.types import GROUP, VERSION, Reason, Verdict
+from alert_contacts.domain.validation import validate_contact, validate_group
+from alert_contacts.runtime.reconciler import Reconciler
+
+logger = logging.getLogger(__name__)
+
+OPERATIONS = ["CREATE", "UPDATE"]
+
+
+def _refuse(kind: str, reason: Reason | str, code: int, message: str) -> kopf.AdmissionError:
+    metrics.admission(kind, str(reason))
+    return kopf.AdmissionError(message, code=code)
+
+
+def _spec_unchanged(body: Mapping[str, Any], old: Mapping[str, Any] | None) -> bool:
+    # Metadata-only edits (labels for a batch delete, annotations) never depend on
+    # the spec's validity, so they are always let through.
+    return old is not None and old.get("spec") == body.get("spec")
+
+
+def _reconciler(memo: kopf.Memo, kind: str) -> Reconciler:
+    reconciler: Reconciler = memo.reconciler
+    if not reconciler.synced.is_set():
+        raise _refuse(
+            kind, "NotReady", 503,
+            "the alert-contacts operator is starting and has not yet seen all existing "
+            "contacts and bots; retry in a few seconds",
+        )
+    return reconciler
+
+
+def _admit_claimant(
+    kind: str, body: Mapping[str, Any], operation: str, memo: kopf.Memo, warnings: list[str]
+) -> None:
+    reconciler = _reconciler(memo, kind)
+    settings = reconciler.settings
+    record = record_of(kind, body)
+    verdict: Verdict
+    if kind == "Contact":
+        verdict = validate_contact(record.spec, settings)
+    else:
+        verdict = bot_verdict(record, reconciler.indices.secret_index(), settings)
+        webhook = record.spec.get("webhook")
+        if isinstance(webhook, Mapping) and webhook.get("url"):
+            warnings.append(
+                "spec.webhook.url holds the bot's access token in plain text in this object; "
+                "prefer spec.webhook.secretRef to a Secret"
+            )
+    if verdict.reason is Reason.SECRET_NOT_FOUND:
+        # GitOps may apply the Secret after the bot: admit, and let it wait.
+        warnings.append(f"{verdict.message}; the bot stays not Ready until it exists")
+        metrics.admission(kind, "Allowed")
+        return
+    if not verdict.valid:
+        raise _refuse(kind, verdict.reason, 422, verdict.message)
+
+    others = [c for c in reconciler.indices.candidates(settings) if c.ref != record.ref]
+    created = record.created if operation == "UPDATE" and record.created else None
+    conflict = admission_conflict(verdict, record.ref, created, others)
+    if conflict is not None:
+        reason, message = conflict
+        raise _refuse(kind, reason, 409, message)
+    if operation == "CREATE":
+        full = admission_quota_full(others, settings.quota)
+        if full is not None:
+            raise _refuse(kind, Reason.QUOTA_EXCEEDED, 403, full)
+    metrics.admission(kind, "Allowed")
+
+
+def _admit_group(
+    body: Mapping[str, Any], memo: kopf.Memo, warnings: list[str]
+) -> None:
+    verdict = validate_group(body.get("spec") or {})
+    if not verdict.valid:
+        raise _refuse("ContactGroup", verdict.reason, 422, verdict.message)
+    reconciler: Reconciler = memo.reconciler
+    if reconciler.synced.is_set():
+        record: ObjectRecord = record_of("ContactGroup", body)
+        # Readiness does not matter for this warning: existence does.
+        existing = {c.ref: True for c in reconciler.indices.candidates(reconciler.settings)}
+        group = evaluate_group(record.ref.namespace, record.spec, existing)
+        if group.missing:
+            warnings.append(
+                f"{group.message}; GitOps may create them later, the group stays not Ready "
+                "until they exist"
+            )
+    metrics.admission("ContactGroup", "Allowed")
+
+
+@kopf.on.validate(GROUP, VERSION, "contacts", id="contacts", operations=OPERATIONS)
+async def admit_contact(
+    body: kopf.Body, old: Any, operation: str, memo: kopf.Memo, warnings: list[str], **_: Any
+) -> None:
+    if operation == "UPDATE" and _spec_unchanged(body, old):
+        return
+    _admit_claimant("Contact", body, operation, memo, warnings)
+
+
+@kopf.on.validate(GROUP, VERSION, "dingtalkbots", id="dingtalkbots", operations=OPERATIONS)
+async def admit_bot(
+    body: kopf.Body, old: Any, operation: str, memo: kopf.Memo, warnings: list[str], **_: Any
+) -> None:
+    if operation == "UPDATE" and _spec_unchanged(body, old):
+        return
+    _admit_claimant("DingTalkBot", body, operation, memo, warnings)
+
+
+@kopf.on.validate(GROUP, VERSION, "contactgroups", id="contactgroups", operations=OPERATIONS)
+async def admit_group(
+    body: kopf.Body, old: Any, operation: str, memo: kopf.Memo, warnings: list[str], **_: Any
+) -> None:
+    if operation == "UPDATE" and _spec_unchanged(body, old):
+        return
+    _admit_group(body, memo, warnings)

@@ -1,0 +1,33 @@
+"""Secrets that DingTalk bots reference: a bot waits (SecretNotFound) until its Secret exists.
+
+Only Opaque Secrets are indexed, and only their short text values (see
+``secret_data``), so the operator does not hold other workloads' data.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import kopf
+
+from alert_contacts.domain.records import secret_data
+
+
+def _is_opaque(body: kopf.Body, **_: Any) -> bool:
+    return bool(body.get("type", "Opaque") == "Opaque")
+
+
+@kopf.index("", "v1", "secrets", when=_is_opaque)
+async def secrets_index(
+    body: kopf.Body, namespace: str, name: str, **_: Any
+) -> dict[tuple[str, str], dict[str, str]]:
+    return {(namespace, name): secret_data(body)}
+
+
+@kopf.on.event("", "v1", "secrets", when=_is_opaque)
+async def secret_changed(
+    memo: kopf.Memo, namespace: str, bots_index: kopf.Index[Any, Any], **_: Any
+) -> None:
+    # Only namespaces with bots matter; a pass that changes nothing writes nothing.
+    if any(ref.namespace == namespace for ref in bots_index):
+        memo.reconciler.poke()

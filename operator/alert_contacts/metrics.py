@@ -1,0 +1,56 @@
+"""Prometheus metrics: objects by kind and Ready reason, quota, admission, reconcile time."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
+
+if TYPE_CHECKING:
+    from alert_contacts.domain.plan import Plan
+    from alert_contacts.settings import Settings
+
+OBJECTS = Gauge(
+    "alert_contacts_objects",
+    "Contacts, DingTalkBots and ContactGroups by kind and the reason of their Ready condition.",
+    ["kind", "reason"],
+)
+QUOTA_USED = Gauge(
+    "alert_contacts_quota_used", "Contacts and DingTalkBots currently counted against the quota."
+)
+QUOTA_LIMIT = Gauge("alert_contacts_quota_limit", "The configured quota.")
+ADMISSIONS = Counter(
+    "alert_contacts_admission_decisions",
+    "Admission webhook decisions by kind and result (allowed, or the refusal reason).",
+    ["kind", "result"],
+)
+RECONCILE_SECONDS = Histogram(
+    "alert_contacts_reconcile_duration_seconds",
+    "Duration of one reconcile pass over all objects, including its status writes.",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+STATUS_WRITES = Counter(
+    "alert_contacts_status_writes", "Status patches written by the reconciler."
+)
+
+_seen: set[tuple[str, str]] = set()
+
+
+def observe_pass(plan: Plan, writes: int, seconds: float, settings: Settings) -> None:
+    for labels in _seen - set(plan.reasons):
+        OBJECTS.labels(*labels).set(0)  # a reason no object has any more reads 0, not stale
+    for (kind, reason), count in plan.reasons.items():
+        OBJECTS.labels(kind, reason).set(count)
+    _seen.update(plan.reasons)
+    QUOTA_USED.set(plan.in_quota)
+    QUOTA_LIMIT.set(settings.quota)
+    RECONCILE_SECONDS.observe(seconds)
+    STATUS_WRITES.inc(writes)
+
+
+def admission(kind: str, result: str) -> None:
+    ADMISSIONS.labels(kind, result).inc()
+
+
+def serve(port: int) -> None:
+    start_http_server(port, addr="0.0.0.0")

@@ -1,0 +1,1 @@
+"""The operator process: options, certificates, API calls, the reconcile loop."""
