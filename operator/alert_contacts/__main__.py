@@ -7,6 +7,7 @@ import sys
 
 import kopf
 
+from alert_contacts.runtime import logs
 from alert_contacts.runtime.options import RunOptions, parse
 
 
@@ -15,7 +16,7 @@ def main(argv: list[str] | None = None) -> None:
         options: RunOptions = parse(sys.argv[1:] if argv is None else argv, os.environ)
     except ValueError as e:
         sys.exit(f"alert-contacts-operator: {e}")
-    kopf.configure(verbose=options.verbose)
+    logs.configure(options.verbose)
     import alert_contacts.handlers  # noqa: F401  (registers the handlers with kopf)
 
     kopf.run(

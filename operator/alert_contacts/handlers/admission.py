@@ -30,7 +30,10 @@ OPERATIONS = ["CREATE", "UPDATE"]
 
 
 def _refuse(kind: str, reason: Reason | str, code: int, message: str) -> kopf.AdmissionError:
+    # The message names the refused value (it goes back to the requester); the
+    # log line names only the reason, so no mobile number or email reaches logs.
     metrics.admission(kind, str(reason))
+    logger.info("refused a %s: %s (HTTP %d)", kind, reason, code)
     return kopf.AdmissionError(message, code=code)
 
 
