@@ -58,5 +58,9 @@ e2e: install tools ## e2e tests on a real kube-apiserver + etcd started for the 
 test: install tools lint ## the whole suite: lint, unit and e2e tests
 	$(VENV)/bin/pytest tests
 
+bench: install tools ## benchmarks with ratios against in-run baselines (not part of `make test`)
+	$(PY) -m bench.bench_plan
+	$(PY) -m bench.bench_cluster
+
 clean: ## remove the venv and bin/ links (the build cache in ~/.cache stays)
 	rm -rf $(VENV) bin
