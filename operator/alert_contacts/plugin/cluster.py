@@ -1,0 +1,212 @@
+"""The plugin's API calls, with kubectl's way of choosing the cluster and namespace.
+
+The kubeconfig is ``--kubeconfig``, else ``$KUBECONFIG`` (a ``:``-separated
+list is merged), else ``~/.kube/config``; ``--context`` picks a context;
+``-n`` wins over the context's namespace, which wins over ``default``. Every
+failure becomes a :class:`ClusterError` whose text is fit for the user: what
+went wrong and what to check, never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import kubernetes
+import urllib3
+from kubernetes.client.exceptions import ApiException
+
+from alert_contacts.domain.types import GROUP, VERSION
+
+PLURALS = {"Contact": "contacts", "DingTalkBot": "dingtalkbots", "ContactGroup": "contactgroups"}
+MEMBER_KINDS = ("Contact", "DingTalkBot")
+
+
+class ClusterError(Exception):
+    """A failure to show the user as is (exit code 1)."""
+
+
+class Store(Protocol):
+    """What the commands need from a cluster (a fake in unit tests)."""
+
+    namespace: str  # the namespace of the command: -n, else the context's, else default
+
+    def list_members(self, namespace: str | None, selector: str | None) -> list[dict[str, Any]]:
+        """Contacts and DingTalkBots, in one namespace or all (None)."""
+        ...
+
+    def list_groups(self, namespace: str) -> list[dict[str, Any]]: ...
+
+    def delete(self, kind: str, namespace: str, name: str) -> bool:
+        """Delete one object; False when it was already gone."""
+        ...
+
+
+@dataclass(frozen=True)
+class ConnectOptions:
+    kubeconfig: str | None = None
+    context: str | None = None
+    namespace: str | None = None
+    request_timeout: float = 30
+
+
+def _kubeconfig_path(option: str | None) -> str:
+    """The kubeconfig file(s) kubectl would read, checked to exist."""
+    path = option or os.environ.get("KUBECONFIG") or "~/.kube/config"
+    files = [Path(p).expanduser() for p in path.split(os.pathsep) if p]
+    if not any(f.is_file() for f in files):
+        source = "--kubeconfig" if option else "KUBECONFIG" if os.environ.get("KUBECONFIG") else (
+            "the default kubeconfig"
+        )
+        raise ClusterError(
+            f"no kubeconfig found at {path} ({source}); set KUBECONFIG or pass --kubeconfig"
+        )
+    return path
+
+
+def _context_namespace(config_file: str, context: str | None) -> str | None:
+    """The namespace of the chosen (or current) context; ClusterError for an unknown one."""
+    contexts, current = kubernetes.config.list_kube_config_contexts(  # type: ignore[no-untyped-call]
+        config_file
+    )
+    wanted = context or (current or {}).get("name")
+    for entry in contexts or ():
+        if entry.get("name") == wanted:
+            namespace = (entry.get("context") or {}).get("namespace")
+            return str(namespace) if namespace else None
+    known = ", ".join(sorted(str(c.get("name")) for c in contexts or ())) or "none"
+    raise ClusterError(f"context {wanted!r} not found in kubeconfig {config_file} "
+                       f"(contexts: {known})")
+
+
+def connect(options: ConnectOptions) -> KubeStore:
+    config_file = _kubeconfig_path(options.kubeconfig)
+    configuration = kubernetes.client.Configuration()
+    try:
+        context_namespace = _context_namespace(config_file, options.context)
+        kubernetes.config.load_kube_config(  # type: ignore[no-untyped-call]
+            config_file=config_file, context=options.context,
+            client_configuration=configuration, persist_config=False,
+        )
+        namespace = options.namespace or context_namespace
+    except (kubernetes.config.ConfigException, OSError, ValueError) as e:
+        where = f"context {options.context!r} in " if options.context else ""
+        raise ClusterError(f"cannot use {where}kubeconfig {config_file}: {e}") from None
+    # One attempt per call: a refused connection should say so now, not after
+    # urllib3's retries, and without its retry warnings on stderr.
+    configuration.retries = False
+    logging.getLogger("urllib3").setLevel(logging.ERROR)
+    api = kubernetes.client.ApiClient(configuration)
+    return KubeStore(api, configuration.host, namespace or "default", options.request_timeout)
+
+
+def _status_body(error: ApiException) -> dict[str, Any]:
+    """The metav1.Status the API server sent, or {} (a bare 404 has none)."""
+    try:
+        body = json.loads(error.body or "")
+    except (TypeError, ValueError):
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def _server_message(error: ApiException) -> str:
+    message = _status_body(error).get("message")
+    return str(message) if message else f"{error.status} {error.reason}".strip()
+
+
+def _object_not_found(error: ApiException) -> bool:
+    """A 404 about one object, not about the resource type (which gets a bare 404)."""
+    body = _status_body(error)
+    details = body.get("details")
+    return (error.status == 404 and body.get("reason") == "NotFound"
+            and isinstance(details, dict) and bool(details.get("name")))
+
+
+class KubeStore:
+    def __init__(
+        self, api: kubernetes.client.ApiClient, host: str, namespace: str, timeout: float
+    ) -> None:
+        self._custom = kubernetes.client.CustomObjectsApi(api)
+        self.host = host
+        self.namespace = namespace
+        self._timeout = timeout or None  # 0 means no timeout, as for kubectl
+
+    def _call(self, what: str, plural: str, call: Callable[..., Any], *args: Any,
+              **kwargs: Any) -> Any:
+        try:
+            return call(*args, _request_timeout=self._timeout, **kwargs)
+        except ApiException as e:
+            raise self._explain(what, plural, e) from None
+        except urllib3.exceptions.HTTPError as e:
+            raise self._unreachable(getattr(e, "reason", None) or e) from None
+
+    def _unreachable(self, reason: object) -> ClusterError:
+        return ClusterError(
+            f"cannot reach the Kubernetes API server at {self.host}: {reason}\n"
+            "Is the cluster running, and are --context / KUBECONFIG the ones you meant?"
+        )
+
+    def _explain(self, what: str, plural: str, error: ApiException) -> ClusterError:
+        if not error.status:  # the client reports TLS failures as status 0
+            return self._unreachable(" ".join(str(error.reason).split()))
+        message = _server_message(error)
+        if error.status == 404 and not _object_not_found(error):
+            return ClusterError(
+                f"the cluster at {self.host} does not serve {plural}.{GROUP}/{VERSION}: "
+                "are the alert-contacts CRDs installed? (kubectl apply -f crds/, or install "
+                "the Helm chart)"
+            )
+        if error.status == 401:
+            return ClusterError(
+                f"unauthorized by {self.host} while trying to {what}: your credentials were "
+                f"refused or have expired ({message})"
+            )
+        if error.status == 403:
+            return ClusterError(f"forbidden: {message}")
+        return ClusterError(f"cannot {what}: {message} (HTTP {error.status})")
+
+    def list_members(self, namespace: str | None, selector: str | None) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = []
+        for kind in MEMBER_KINDS:
+            found += self._list(kind, namespace, selector)
+        return found
+
+    def list_groups(self, namespace: str) -> list[dict[str, Any]]:
+        return self._list("ContactGroup", namespace, None)
+
+    def _list(self, kind: str, namespace: str | None, selector: str | None) -> list[dict[str, Any]]:
+        plural = PLURALS[kind]
+        where = f"in namespace {namespace}" if namespace else "in all namespaces"
+        options = {"label_selector": selector} if selector else {}
+        if namespace is None:
+            result = self._call(f"list {plural} {where}", plural,
+                                self._custom.list_cluster_custom_object,
+                                GROUP, VERSION, plural, **options)
+        else:
+            result = self._call(f"list {plural} {where}", plural,
+                                self._custom.list_namespaced_custom_object,
+                                GROUP, VERSION, namespace, plural, **options)
+        items: list[dict[str, Any]] = result.get("items") or []
+        for item in items:
+            item.setdefault("apiVersion", f"{GROUP}/{VERSION}")
+            item.setdefault("kind", kind)
+        return items
+
+    def delete(self, kind: str, namespace: str, name: str) -> bool:
+        plural = PLURALS[kind]
+        try:
+            self._custom.delete_namespaced_custom_object(
+                GROUP, VERSION, namespace, plural, name, _request_timeout=self._timeout
+            )
+        except ApiException as e:
+            if _object_not_found(e):
+                return False
+            raise self._explain(f"delete {kind.lower()}/{name}", plural, e) from None
+        except urllib3.exceptions.HTTPError as e:
+            raise self._unreachable(getattr(e, "reason", None) or e) from None
+        return True
