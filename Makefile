@@ -7,11 +7,12 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 CLUSTER := $(PY) tests/controlplane/cluster.py
+CHART := deploy/helm/alert-contacts-operator
 
-.PHONY: help install tools cluster-up cluster-down run crds lint unit e2e test bench clean
+.PHONY: help install tools cluster-up cluster-down run crds manifests lint unit e2e test bench clean
 
 help: ## list the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-13s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  make %-13s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -42,8 +43,13 @@ run: install ## run the operator (starts the local control plane when KUBECONFIG
 	"$$kubectl" wait --for=condition=Established --timeout=60s -f crds/ >&2; \
 	exec $(PY) -m alert_contacts
 
-crds: install ## regenerate crds/ and the chart's copy from the pydantic models
+crds: install ## regenerate crds/, the chart's copy and docs/api.md from the pydantic models
 	$(PY) -m alert_contacts.crdgen crds
+	$(PY) -m alert_contacts.crdgen $(CHART)/crds
+	$(PY) -m alert_contacts.apidoc
+
+manifests: install tools ## render deploy/manifests/ (plain YAML for kubectl) from the Helm chart
+	$(PY) deploy/render_manifests.py
 
 lint: install ## ruff and mypy (strict on the package)
 	$(VENV)/bin/ruff check operator tests

@@ -29,6 +29,12 @@ for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
     k8s_ldflags+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
 done
 helm_ldflags="-s -w -X helm.sh/helm/v3/internal/version.version=$helm -X helm.sh/helm/v3/internal/version.gitTreeState=clean"
+# As helm's Makefile does: the default Kubernetes version for `helm template`
+# and `helm lint` (.Capabilities.KubeVersion) is that of its client-go.
+helm_k8s_minor="$(version_of "$here/helm/go.mod" k8s.io/client-go | cut -d. -f2)"
+for pkg in helm.sh/helm/v3/pkg/chartutil helm.sh/helm/v3/pkg/lint/rules; do
+    helm_ldflags+=" -X $pkg.k8sVersionMajor=1 -X $pkg.k8sVersionMinor=$helm_k8s_minor"
+done
 
 # build <module dir> <binary name> <version> <ldflags> <package>
 build() {
