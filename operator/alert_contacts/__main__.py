@@ -17,7 +17,10 @@ def main(argv: list[str] | None = None) -> None:
     except ValueError as e:
         sys.exit(f"alert-contacts-operator: {e}")
     logs.configure(options.verbose)
-    import alert_contacts.handlers  # noqa: F401  (registers the handlers with kopf)
+    import alert_contacts.handlers  # registers the handlers with kopf
+
+    if options.webhook != "none":
+        import alert_contacts.handlers.admission  # noqa: F401
 
     kopf.run(
         clusterwide=True,

@@ -8,13 +8,16 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
+import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -178,9 +181,11 @@ class Operator:
     webhook_config: str = "alert-contacts.dev"
     health_port: int = 0
     proc: subprocess.Popen[bytes] | None = None
+    _log_offset: int = 0
 
     def start(self, wait: bool = True) -> None:
         self.health_port = free_port()
+        self._log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "alert_contacts", "--verbose",
@@ -194,13 +199,26 @@ class Operator:
             self.wait_ready()
 
     def wait_ready(self, timeout: float = 60) -> None:
-        """Ready = the process serves /healthz, its indexes are complete, and its
-        webhook configuration points at the current process."""
+        """Ready = its indexes are complete, it serves /healthz, and its webhook
+        configuration points at the current process.
 
-        def probe() -> bool:
+        The log line comes first: kopf caches /healthz results for 10 s, so a
+        poll that landed before the sync would delay readiness by that much.
+        """
+
+        def alive() -> None:
             assert self.proc is not None
             if self.proc.poll() is not None:
                 raise AssertionError(f"operator exited with {self.proc.returncode}:\n{self.tail()}")
+
+        def synced() -> bool:
+            alive()
+            with self.log_path.open("rb") as log:
+                log.seek(self._log_offset)
+                return b"indexes are complete" in log.read()
+
+        def probe() -> bool:
+            alive()
             try:
                 with urllib.request.urlopen(
                     f"http://127.0.0.1:{self.health_port}/healthz", timeout=1
@@ -210,7 +228,8 @@ class Operator:
                 return False
             return bool(health.get("synced"))
 
-        wait_until("the operator to be synced", probe, timeout, interval=0.1)
+        wait_until("the operator to log that its indexes are complete", synced, timeout)
+        wait_until("the operator's /healthz to report it synced", probe, timeout, interval=0.1)
         if "--webhook=none" not in self.args:
             wait_until("the operator's webhook to admit requests", self._webhook_serving, timeout)
 
@@ -255,3 +274,89 @@ def running_operator(cluster: Cluster, log_path: Path, **kwargs: Any) -> Iterato
         yield operator
     finally:
         operator.stop()
+
+
+# -- helpers for the e2e tests of contacts, bots, groups, races, quota and restart --
+
+DINGTALK_URL = "https://oapi.dingtalk.com/robot/send?access_token="
+
+
+def unique_token() -> str:
+    """A DingTalk-shaped access token (64 hex characters) no other test uses."""
+    return uuid.uuid4().hex + uuid.uuid4().hex
+
+
+def unique_email(prefix: str = "user") -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}@example.com"
+
+
+def unique_mobile() -> tuple[str, str]:
+    """A fresh Chinese mobile number: (national digits ``138xxxxxxxx``, its E.164 form)."""
+    digits = f"138{random.randrange(10**8):08d}"
+    return digits, f"+86{digits}"
+
+
+def refusal(call: Callable[[], object]) -> tuple[int, str]:
+    """Run an API call that must be refused; return its HTTP status and message."""
+    try:
+        call()
+    except ApiException as e:
+        body = json.loads(e.body) if e.body else {}
+        return int(e.status), str(body.get("message", e.reason))
+    raise AssertionError("the API server admitted a request that should have been refused")
+
+
+def ready_reason(obj: dict[str, Any] | None) -> tuple[str, str] | None:
+    """``(status, reason)`` of Ready when it was set for the object's current generation."""
+    cond = condition(obj, "Ready")
+    if obj is None or cond is None:
+        return None
+    if (obj.get("status") or {}).get("observedGeneration") != obj["metadata"].get("generation"):
+        return None
+    return cond["status"], cond["reason"]
+
+
+def order_key(obj: dict[str, Any]) -> tuple[str, str, str]:
+    """The ownership order DESIGN.md defines: (creationTimestamp, namespace, name)."""
+    meta = obj["metadata"]
+    return meta["creationTimestamp"], meta["namespace"], meta["name"]
+
+
+def create_many(
+    cluster: Cluster, objects: list[tuple[str, str, str, dict[str, Any], dict[str, str]]],
+    workers: int = 8,
+) -> list[dict[str, Any] | ApiException]:
+    """Create ``(kind, namespace, name, spec, labels)`` objects concurrently; each
+    result is the created object or the refusal."""
+
+    def one(item: tuple[str, str, str, dict[str, Any], dict[str, str]]
+            ) -> dict[str, Any] | ApiException:
+        kind, namespace, name, spec, labels = item
+        try:
+            return cluster.create(kind, namespace, name, spec, labels)
+        except ApiException as e:
+            return e
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(one, objects))
+
+
+def put_secret(cluster: Cluster, namespace: str, name: str, data: dict[str, str]) -> None:
+    """Create or replace an Opaque Secret with these text values."""
+    body = {"metadata": {"name": name, "namespace": namespace}, "type": "Opaque",
+            "stringData": data}
+    try:
+        cluster.core.create_namespaced_secret(namespace, body)
+    except ApiException as e:
+        if e.status != 409:
+            raise
+        # stringData merges into data; replace so that removed keys go away too.
+        cluster.core.replace_namespaced_secret(name, namespace, body)
+
+
+def events_for(cluster: Cluster, namespace: str, name: str) -> list[Any]:
+    """Kubernetes Events whose involved object is ``name`` in ``namespace``."""
+    result = cluster.core.list_namespaced_event(
+        namespace, field_selector=f"involvedObject.name={name}"
+    )
+    return list(result.items)

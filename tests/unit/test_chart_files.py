@@ -361,7 +361,7 @@ def test_aggregated_roles_extend_view_edit_admin() -> None:
 
 def kopf_webhooks() -> dict[str, tuple[str, list[str]]]:
     """handler id -> (plural, operations) of the operator's validating handlers."""
-    import alert_contacts.handlers  # noqa: F401  (registers the handlers)
+    import alert_contacts.handlers.admission  # noqa: F401  (registers the webhook handlers)
 
     # kopf has no public listing of webhook handlers; its registry is the source.
     handlers = kopf.get_default_registry()._webhooks.get_all_handlers()

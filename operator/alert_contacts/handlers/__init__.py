@@ -1,5 +1,10 @@
-"""kopf handlers, one module per concern; importing this package registers them all."""
+"""kopf handlers, one module per concern; importing this package registers them.
 
-from alert_contacts.handlers import admission, bots, contacts, groups, secrets, startup
+``admission`` is not imported here: kopf refuses to start with validating
+handlers and no webhook server, so ``__main__`` registers it only when a
+webhook is served (``--webhook`` local or service).
+"""
 
-__all__ = ["admission", "bots", "contacts", "groups", "secrets", "startup"]
+from alert_contacts.handlers import bots, contacts, groups, secrets, startup
+
+__all__ = ["bots", "contacts", "groups", "secrets", "startup"]
