@@ -292,11 +292,20 @@ def test_metadata_only_edits_are_admitted_even_for_a_contact_admission_would_ref
     assert obj is not None
     assert obj["metadata"]["labels"] == {"team": "x"}
     assert obj["metadata"]["annotations"]["note"] == "duplicate"
-    # ...while an edit of its spec is still judged like any other.
+    # A spec edit that keeps the taken email is admitted too (the ratchet: it makes
+    # nothing worse), with a warning naming the owner; the contact stays not Ready.
+    result = cluster.kubectl("patch", "contact/younger", "-n", namespace, "--type=merge",
+                             "-p", '{"spec": {"displayName": "Younger"}}')
+    assert f"email {email} is already used by Contact {namespace}/elder" in result.stderr
+    wait_for_condition(cluster, "Contact", namespace, "younger", "Ready", "False",
+                       reason="DuplicateEmail")
+    # Claiming another taken key on top is refused.
+    other = unique_email("third")
+    ready_contact(cluster, namespace, "third", {"email": other})
     status, message = refusal(lambda: cluster.patch_spec(
-        "Contact", namespace, "younger", {"displayName": "Younger"}))
+        "Contact", namespace, "younger", {"email": other}))
     assert status == 409
-    assert f"email {email} is already used by Contact {namespace}/elder" in message
+    assert f"email {other} is already used by Contact {namespace}/third" in message
     # Moving to an address of its own is admitted, and makes it Ready.
     cluster.patch_spec("Contact", namespace, "younger", {"email": unique_email("own")})
     wait_for_condition(cluster, "Contact", namespace, "younger", "Ready", "True")
@@ -370,7 +379,12 @@ def test_events_are_posted_on_ready_transitions(
                lambda: reasons() == [("Normal", "Accepted"), ("Warning", "DuplicateEmail")])
     events = events_for(cluster, namespace, "younger")
     duplicate = next(e for e in events if e.reason == "DuplicateEmail")
-    assert duplicate.message == f"email {email} is already used by Contact {namespace}/elder"
+    # Events travel further than status: the email is redacted there, kept in status.
+    local, domain = email.split("@")
+    assert duplicate.message == (
+        f"email {local[0]}***@{domain} is already used by Contact {namespace}/elder"
+    )
+    assert email not in duplicate.message
     assert duplicate.involved_object.kind == "Contact"
     assert duplicate.source.component == "alert-contacts-operator"
 

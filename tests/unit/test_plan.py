@@ -128,10 +128,36 @@ def test_malformed_bodies_become_records_without_raising() -> None:
     assert plan.ready == {record.ref: False}
 
 
-def test_secret_data_keeps_short_text_values_only() -> None:
+def test_secret_data_keeps_only_values_a_bot_can_use() -> None:
     def b64(value: bytes) -> str:
         return base64.b64encode(value).decode()
 
-    data = secret_data({"data": {"url": b64(b"https://x"), "blob": b64(b"\xff\xfe"),
-                                 "big": b64(b"x" * 10000), "bad": "%%%"}})
-    assert data == {"url": "https://x"}
+    data = secret_data({"data": {
+        "url": b64(b"https://x"), "sign": b64(b"SEC123"), "password": b64(b"hunter2"),
+        "blob": b64(b"\xff\xfe"), "big": b64(b"https://" + b"x" * 10000), "bad": "%%%",
+    }})
+    assert data == {"url": "https://x", "sign": "SEC123", "password": "", "blob": "",
+                    "big": "", "bad": ""}
+
+
+def test_a_bot_pointing_at_a_password_is_told_it_is_not_a_url() -> None:
+    spec = {"webhook": {"secretRef": {"name": "db", "key": "password"}}}
+    records = [_record("DingTalkBot", "bot", spec, "2026-01-01T00:00:01Z")]
+    after, _ = _apply(records, {("team-a", "db"): {"password": ""}})
+    assert _ready(after, "bot") == ("False", "InvalidSpec")
+    message = next(c for c in after[0].status["conditions"] if c["type"] == "Ready")["message"]
+    assert "Secret 'db' key 'password'" in message and "there is no URL" in message
+
+
+def test_events_redact_personal_data_that_status_keeps() -> None:
+    records = [
+        _record("Contact", "alice", {"email": "alice@example.com"}, "2026-01-01T00:00:01Z"),
+        _record("Contact", "alice2", {"email": "alice@example.com",
+                                      "mobile": "+86 138 0013 8000"}, "2026-01-01T00:00:02Z"),
+    ]
+    plan = plan_status(records, [], [], {}, SETTINGS, NOW)
+    loser = next(w for w in plan.writes if w.ref.name == "alice2")
+    ready = next(c for c in loser.patch["status"]["conditions"] if c["type"] == "Ready")
+    assert "alice@example.com" in ready["message"]
+    assert loser.event is not None and loser.event[1] == "DuplicateEmail"
+    assert "alice@example.com" not in loser.event[2] and "a***@example.com" in loser.event[2]

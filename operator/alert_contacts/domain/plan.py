@@ -18,7 +18,7 @@ from alert_contacts.domain.decisions import Decision, decide
 from alert_contacts.domain.groups import evaluate_group, group_status
 from alert_contacts.domain.records import ObjectRecord
 from alert_contacts.domain.types import Candidate, ObjectRef, Verdict
-from alert_contacts.domain.validation import validate_bot, validate_contact
+from alert_contacts.domain.validation import scrub_personal_data, validate_bot, validate_contact
 from alert_contacts.settings import Settings
 
 SecretIndex = Mapping[tuple[str, str], Mapping[str, str]]
@@ -28,7 +28,8 @@ SecretIndex = Mapping[tuple[str, str], Mapping[str, str]]
 class StatusWrite:
     ref: ObjectRef
     uid: str
-    patch: dict[str, Any]
+    desired: dict[str, Any]  # the status this write converges to
+    patch: dict[str, Any]  # the merge patch that gets there from the current status
     event: tuple[str, str, str] | None  # (type, reason, message) on a Ready transition
 
 
@@ -38,6 +39,21 @@ class Plan:
     ready: dict[ObjectRef, bool]
     reasons: Counter[tuple[str, str]] = field(default_factory=Counter)  # (kind, reason)
     in_quota: int = 0
+
+
+def event(
+    old_status: Mapping[str, Any], new_status: Mapping[str, Any]
+) -> tuple[str, str, str] | None:
+    """The Event for a Ready transition, if any.
+
+    Events travel further than status (exporters ship them to log stores), so
+    mobile numbers and emails in the message are redacted; status keeps them.
+    """
+    found = transition(old_status, new_status)
+    if found is None:
+        return None
+    type_, reason, message = found
+    return type_, reason, scrub_personal_data(message)
 
 
 def bot_verdict(record: ObjectRecord, secrets: SecretIndex, settings: Settings) -> Verdict:
@@ -94,7 +110,7 @@ def plan_status(
         patch = status_patch(record.status, desired, now=now)
         if patch is not None:
             writes.append(StatusWrite(
-                record.ref, record.uid, patch, transition(record.status, patch["status"])
+                record.ref, record.uid, desired, patch, event(record.status, patch["status"])
             ))
 
     for ref, record in members.items():

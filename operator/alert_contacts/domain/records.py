@@ -52,19 +52,24 @@ def record_of(kind: str, body: Mapping[str, Any], verdict: Verdict | None = None
 
 
 def secret_data(body: Mapping[str, Any]) -> dict[str, str]:
-    """The text values of a Secret that a bot may reference, decoded.
+    """What the operator keeps of a Secret: its keys, and only the values a bot can use.
 
-    Large or binary values are dropped: a webhook URL or signing secret is
-    short text, and the operator should not hold other workloads' blobs.
+    A value is kept only when it could be a webhook URL or a signing secret
+    (text starting with "http" or "SEC", at most 4 KiB); any other key is kept
+    with an empty value, so a bot pointing at it is told what is wrong with it
+    rather than that it is missing, while other workloads' passwords and blobs
+    never sit in the operator's memory.
     """
     data = _mapping(body.get("data"))
-    decoded: dict[str, str] = {}
+    kept: dict[str, str] = {}
     for key, value in data.items():
+        kept[str(key)] = ""
         if not isinstance(value, str) or len(value) > MAX_SECRET_VALUE_B64:
             continue
         try:
-            decoded[str(key)] = base64.b64decode(value, validate=True).decode("utf-8")
+            text = base64.b64decode(value, validate=True).decode("utf-8")
         except (binascii.Error, UnicodeDecodeError):
             continue
-    return decoded
-
+        if text.strip().startswith(("http", "SEC")):
+            kept[str(key)] = text
+    return kept

@@ -246,6 +246,8 @@ def check_webhook_url(url: str, allowed_hosts: Iterable[str]) -> tuple[str, str]
     safe to show for URLs read from a Secret. An explicit port is refused
     unless it is 443 (the https default, so the same endpoint).
     """
+    if not url:
+        return "there is no URL (the value is empty, or not text starting with https://)"
     if not URL_CHARS.fullmatch(url):
         return "the URL may contain printable ASCII only, without spaces or backslashes"
     try:
@@ -355,6 +357,16 @@ def redact(value: str, kind: RedactKind) -> str:
     # Short values give away too much with four characters shown.
     shown = 4 if len(value) >= 16 else 0
     return value[:shown] + "…"
+
+
+_EMAIL_IN_TEXT = re.compile(r"[^\s'\"@,;()<>]+@[^\s'\",;()<>]+")
+_PHONE_IN_TEXT = re.compile(r"\+?\d[\d ().-]{5,}\d")
+
+
+def scrub_personal_data(text: str) -> str:
+    """``text`` with every email address and phone-number-like run redacted."""
+    text = _EMAIL_IN_TEXT.sub(lambda m: redact(m.group(0), "email"), text)
+    return _PHONE_IN_TEXT.sub(lambda m: redact(m.group(0), "mobile"), text)
 
 
 def redact_url(url: str) -> str:

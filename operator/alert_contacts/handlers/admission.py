@@ -16,11 +16,11 @@ from typing import Any
 import kopf
 
 from alert_contacts import metrics
-from alert_contacts.domain.decisions import admission_conflict, admission_quota_full
+from alert_contacts.domain.admission import admit_claimant
 from alert_contacts.domain.groups import evaluate_group
 from alert_contacts.domain.plan import bot_verdict
 from alert_contacts.domain.records import ObjectRecord, record_of
-from alert_contacts.domain.types import GROUP, VERSION, Reason, Verdict
+from alert_contacts.domain.types import GROUP, VERSION, Verdict
 from alert_contacts.domain.validation import validate_contact, validate_group
 from alert_contacts.runtime.reconciler import Reconciler
 
@@ -29,7 +29,7 @@ logger = logging.getLogger(__name__)
 OPERATIONS = ["CREATE", "UPDATE"]
 
 
-def _refuse(kind: str, reason: Reason | str, code: int, message: str) -> kopf.AdmissionError:
+def _refuse(kind: str, reason: str, code: int, message: str) -> kopf.AdmissionError:
     # The message names the refused value (it goes back to the requester); the
     # log line names only the reason, so no mobile number or email reaches logs.
     metrics.admission(kind, str(reason))
@@ -54,41 +54,40 @@ def _reconciler(memo: kopf.Memo, kind: str) -> Reconciler:
     return reconciler
 
 
+def _verdict(kind: str, body: Mapping[str, Any], reconciler: Reconciler) -> Verdict:
+    record = record_of(kind, body)
+    if kind == "Contact":
+        return validate_contact(record.spec, reconciler.settings)
+    return bot_verdict(record, reconciler.indices.secret_index(), reconciler.settings)
+
+
 def _admit_claimant(
-    kind: str, body: Mapping[str, Any], operation: str, memo: kopf.Memo, warnings: list[str]
+    kind: str,
+    body: Mapping[str, Any],
+    old: Mapping[str, Any] | None,
+    memo: kopf.Memo,
+    warnings: list[str],
 ) -> None:
     reconciler = _reconciler(memo, kind)
-    settings = reconciler.settings
     record = record_of(kind, body)
-    verdict: Verdict
-    if kind == "Contact":
-        verdict = validate_contact(record.spec, settings)
-    else:
-        verdict = bot_verdict(record, reconciler.indices.secret_index(), settings)
+    if kind == "DingTalkBot":
         webhook = record.spec.get("webhook")
         if isinstance(webhook, Mapping) and webhook.get("url"):
             warnings.append(
                 "spec.webhook.url holds the bot's access token in plain text in this object; "
                 "prefer spec.webhook.secretRef to a Secret"
             )
-    if verdict.reason is Reason.SECRET_NOT_FOUND:
-        # GitOps may apply the Secret after the bot: admit, and let it wait.
-        warnings.append(f"{verdict.message}; the bot stays not Ready until it exists")
-        metrics.admission(kind, "Allowed")
-        return
-    if not verdict.valid:
-        raise _refuse(kind, verdict.reason, 422, verdict.message)
-
-    others = [c for c in reconciler.indices.candidates(settings) if c.ref != record.ref]
-    created = record.created if operation == "UPDATE" and record.created else None
-    conflict = admission_conflict(verdict, record.ref, created, others)
-    if conflict is not None:
-        reason, message = conflict
-        raise _refuse(kind, reason, 409, message)
-    if operation == "CREATE":
-        full = admission_quota_full(others, settings.quota)
-        if full is not None:
-            raise _refuse(kind, Reason.QUOTA_EXCEEDED, 403, full)
+    decision = admit_claimant(
+        _verdict(kind, body, reconciler),
+        _verdict(kind, old, reconciler) if old else None,
+        record.ref,
+        record.created if old and record.created else None,
+        reconciler.indices.candidates(reconciler.settings),
+        reconciler.settings.quota,
+    )
+    warnings.extend(decision.warnings)
+    if decision.code is not None:
+        raise _refuse(kind, decision.reason, decision.code, decision.message)
     metrics.admission(kind, "Allowed")
 
 
@@ -118,7 +117,7 @@ async def admit_contact(
 ) -> None:
     if operation == "UPDATE" and _spec_unchanged(body, old):
         return
-    _admit_claimant("Contact", body, operation, memo, warnings)
+    _admit_claimant("Contact", body, old if operation == "UPDATE" else None, memo, warnings)
 
 
 @kopf.on.validate(GROUP, VERSION, "dingtalkbots", id="dingtalkbots", operations=OPERATIONS)
@@ -127,7 +126,7 @@ async def admit_bot(
 ) -> None:
     if operation == "UPDATE" and _spec_unchanged(body, old):
         return
-    _admit_claimant("DingTalkBot", body, operation, memo, warnings)
+    _admit_claimant("DingTalkBot", body, old if operation == "UPDATE" else None, memo, warnings)
 
 
 @kopf.on.validate(GROUP, VERSION, "contactgroups", id="contactgroups", operations=OPERATIONS)

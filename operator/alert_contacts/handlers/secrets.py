@@ -1,7 +1,9 @@
 """Secrets that DingTalk bots reference: a bot waits (SecretNotFound) until its Secret exists.
 
-Only Opaque Secrets are indexed, and only their short text values (see
-``secret_data``), so the operator does not hold other workloads' data.
+Only Opaque Secrets are indexed, and of those only values that could be a
+webhook URL or a signing secret (see ``secret_data``): other workloads'
+passwords never sit in the operator's memory. Watching Secrets cluster-wide
+needs list/watch on them (the chart's ClusterRole says why).
 """
 
 from __future__ import annotations

@@ -82,9 +82,22 @@ async def indexes_complete(memo: kopf.Memo, **_: Any) -> None:
     memo.reconciler.synced.set()
 
 
+# A change waiting this long for a reconcile pass means the loop is stuck.
+STALL_LIMIT_SECONDS = 60.0
+
+
 @kopf.on.probe(id="synced")
 async def synced_probe(memo: kopf.Memo, **_: Any) -> bool:
-    return bool(memo.reconciler.synced.is_set())
+    """/healthz answers 500 until the indexes are complete (readiness keeps
+    admission requests away from a pod that would refuse them with 503) and
+    when the reconcile loop is stuck (liveness restarts the pod)."""
+    reconciler: Reconciler = memo.reconciler
+    if not reconciler.synced.is_set():
+        raise kopf.PermanentError("not synced yet: the initial listing is not indexed")
+    stalled = reconciler.stalled_for()
+    if stalled > STALL_LIMIT_SECONDS:
+        raise kopf.PermanentError(f"a change has waited {stalled:.0f}s for a reconcile pass")
+    return True
 
 
 @kopf.on.cleanup()

@@ -20,6 +20,8 @@ from alert_contacts.domain.types import GROUP, VERSION, ObjectRef
 
 logger = logging.getLogger(__name__)
 
+# (connect, read) seconds: a hung connection must fail a write, not stall the loop.
+REQUEST_TIMEOUT = (5, 30)
 PLURALS = {"Contact": "contacts", "DingTalkBot": "dingtalkbots", "ContactGroup": "contactgroups"}
 COMPONENT = "alert-contacts-operator"
 
@@ -31,6 +33,13 @@ def load_client() -> kubernetes.client.ApiClient:
     except kubernetes.config.ConfigException:
         kubernetes.config.load_kube_config()  # type: ignore[no-untyped-call]
     return kubernetes.client.ApiClient()
+
+
+def describe_error(error: BaseException) -> str:
+    """An API error for logs: status and reason, never the bodies (they hold field values)."""
+    if isinstance(error, ApiException):
+        return f"HTTP {error.status} {error.reason}"
+    return type(error).__name__
 
 
 class Kube:
@@ -48,6 +57,7 @@ class Kube:
                 await asyncio.to_thread(
                     self._custom.patch_namespaced_custom_object_status,
                     GROUP, VERSION, ref.namespace, PLURALS[ref.kind], ref.name, patch,
+                    _request_timeout=REQUEST_TIMEOUT,
                 )
             except ApiException as e:
                 if e.status == 404:
@@ -77,7 +87,10 @@ class Kube:
         }
         async with self._limit:
             try:
-                await asyncio.to_thread(self._core.create_namespaced_event, ref.namespace, body)
-            except ApiException as e:
+                await asyncio.to_thread(
+                    self._core.create_namespaced_event, ref.namespace, body,
+                    _request_timeout=REQUEST_TIMEOUT,
+                )
+            except Exception as e:
                 # An Event is a courtesy; losing one must not stop status from converging.
-                logger.warning("could not post an event for %s: %s %s", ref, e.status, e.reason)
+                logger.warning("could not post an event for %s: %s", ref, describe_error(e))

@@ -20,7 +20,7 @@ from alert_contacts.domain.conditions import now_rfc3339
 from alert_contacts.domain.plan import Plan, SecretIndex, StatusWrite, candidates, plan_status
 from alert_contacts.domain.records import ObjectRecord
 from alert_contacts.domain.types import Candidate
-from alert_contacts.runtime.kube import Kube
+from alert_contacts.runtime.kube import Kube, describe_error
 from alert_contacts.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -64,12 +64,21 @@ class Reconciler:
         # pass (or an admission decision) would see a partial cluster.
         self.synced = asyncio.Event()
         self._dirty = asyncio.Event()
-        # Patches written but not yet seen back through the watch, so a pass that
-        # runs before the echo arrives does not write the same status twice.
+        # Desired statuses written but not yet seen back through the watch, so a
+        # pass that runs before the echo arrives neither writes the same status
+        # again (with a newer lastTransitionTime) nor posts its Event twice.
         self._in_flight: dict[str, dict[str, Any]] = {}
+        # Since when a change has waited for a pass to finish (None: nothing waits).
+        self._waiting_since: float | None = None
 
     def poke(self) -> None:
+        if self._waiting_since is None:
+            self._waiting_since = time.monotonic()
         self._dirty.set()
+
+    def stalled_for(self) -> float:
+        """Seconds a change has waited for a finished pass (0 when none waits)."""
+        return 0.0 if self._waiting_since is None else time.monotonic() - self._waiting_since
 
     async def run(self) -> None:
         await self.synced.wait()
@@ -77,9 +86,12 @@ class Reconciler:
         while True:
             await self._dirty.wait()
             self._dirty.clear()
+            waiting_since, self._waiting_since = self._waiting_since, None
             try:
                 await self.reconcile_once()
             except Exception:
+                if self._waiting_since is None:
+                    self._waiting_since = waiting_since
                 # One failed pass must not stop the loop: retry soon, whatever it was.
                 logger.exception("reconcile pass failed; retrying")
                 await asyncio.sleep(1)
@@ -88,7 +100,7 @@ class Reconciler:
     async def reconcile_once(self) -> None:
         started = time.perf_counter()
         plan = self.indices.plan(self.settings)
-        writes = [w for w in plan.writes if self._in_flight.get(w.uid) != w.patch]
+        writes = [w for w in plan.writes if self._in_flight.get(w.uid) != w.desired]
         pending = {w.uid for w in plan.writes}
         for uid in list(self._in_flight):
             if uid not in pending:
@@ -98,7 +110,8 @@ class Reconciler:
         for write, result in zip(writes, results, strict=True):
             if isinstance(result, BaseException):
                 self._in_flight.pop(write.uid, None)
-                logger.warning("status write for %s failed: %s", write.ref, result)
+                # Not the exception itself: an API error carries the request body.
+                logger.warning("status write for %s failed: %s", write.ref, describe_error(result))
         metrics.observe_pass(plan, len(writes), time.perf_counter() - started, self.settings)
         if writes:
             logger.debug("reconcile pass: %d status writes in %.3fs",
@@ -108,7 +121,7 @@ class Reconciler:
             self.poke()
 
     async def _write(self, write: StatusWrite) -> None:
-        self._in_flight[write.uid] = write.patch
+        self._in_flight[write.uid] = write.desired
         if not await self.kube.patch_status(write.ref, write.patch):
             return
         if write.event is not None:
