@@ -20,7 +20,9 @@ import yaml
 from kubernetes.client.exceptions import ApiException
 
 from alert_contacts import apidoc
+from alert_contacts.domain.records import secret_data
 from alert_contacts.domain.types import Reason
+from alert_contacts.domain.validation import check_webhook_url
 from alert_contacts.plugin import cli, render
 from alert_contacts.plugin.cluster import ClusterError, ConnectOptions, KubeStore, connect
 from alert_contacts.plugin.search import Filters, digits, matches, search
@@ -549,6 +551,48 @@ def test_a_secret_in_the_files_is_checked(tmp_path: Path) -> None:
     assert f"{path}:10: error: DingTalkBot team-a/b: spec.webhook.secretRef: the webhook URL in " \
            "Secret 's' key 'url': the host 'evil.example' is not an allowed DingTalk host" in \
            result.out
+
+
+def test_secrets_are_read_as_the_operator_reads_them(tmp_path: Path) -> None:
+    # The same decoding as the operator's Secret index (domain.records.secret_data),
+    # and only Opaque Secrets: a bot pointing at another type waits in the cluster.
+    path = write(tmp_path, "bot.yaml", f"""
+        apiVersion: v1
+        kind: Secret
+        metadata: {{name: s, namespace: team-a}}
+        stringData: {{password: hunter2}}
+        ---
+        apiVersion: v1
+        kind: Secret
+        metadata: {{name: tls, namespace: team-a}}
+        type: kubernetes.io/tls
+        data: {{url: {base64.b64encode(WEBHOOK.encode()).decode()}}}
+        ---
+        apiVersion: {API_VERSION}
+        kind: DingTalkBot
+        metadata: {{name: b, namespace: team-a}}
+        spec:
+          webhook: {{secretRef: {{name: s, key: password}}}}
+        ---
+        apiVersion: {API_VERSION}
+        kind: DingTalkBot
+        metadata: {{name: c, namespace: team-a}}
+        spec:
+          webhook: {{secretRef: {{name: tls, key: url}}}}
+        """)
+    decoded = secret_data({"data": {"password": base64.b64encode(b"hunter2").decode()}})
+    unusable = check_webhook_url(decoded["password"], Settings().dingtalk_hosts)
+    assert isinstance(unusable, str)
+    result = validate(tmp_path, "-f", str(path))
+    assert result.code == 1
+    lines = result.out.splitlines()
+    assert lines[0] == (f"{path}:16: error: DingTalkBot team-a/b: spec.webhook.secretRef: the "
+                        f"webhook URL in Secret 's' key 'password': {unusable} [InvalidSpec]")
+    assert lines[1] == (f"{path}:22: error: DingTalkBot team-a/c: spec.webhook.secretRef: Secret "
+                        "'tls' key 'url' not found in this namespace (create the Secret or add "
+                        "the key); Secret 'tls' in the files has type 'kubernetes.io/tls', and "
+                        "the operator reads only Opaque Secrets [SecretNotFound]")
+    assert len(lines) == 2
 
 
 def test_quota_and_settings_flags(tmp_path: Path) -> None:

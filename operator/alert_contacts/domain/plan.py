@@ -92,14 +92,9 @@ def plan_status(
     settings: Settings,
     now: str,
 ) -> Plan:
-    members = {r.ref: r for r in (*contacts, *bots)}
+    contacts, bots = list(contacts), list(bots)
     decisions: dict[ObjectRef, Decision] = decide(
-        candidates(
-            (r for r in members.values() if r.ref.kind == "Contact"),
-            (r for r in members.values() if r.ref.kind == "DingTalkBot"),
-            secrets, settings,
-        ),
-        settings.quota,
+        candidates(contacts, bots, secrets, settings), settings.quota
     )
     writes: list[StatusWrite] = []
     reasons: Counter[tuple[str, str]] = Counter()
@@ -113,10 +108,10 @@ def plan_status(
                 record.ref, record.uid, desired, patch, event(record.status, patch["status"])
             ))
 
-    for ref, record in members.items():
-        decision = decisions[ref]
-        ready[ref] = decision.ready
-        build = contact_status if ref.kind == "Contact" else bot_status
+    for record, build in [*((r, contact_status) for r in contacts),
+                          *((r, bot_status) for r in bots)]:
+        decision = decisions[record.ref]
+        ready[record.ref] = decision.ready
         want(record, build(decision, record.generation), decision.reason)
     for record in groups:
         group = evaluate_group(record.ref.namespace, record.spec, ready)

@@ -10,9 +10,6 @@ GROUP = "alerting.contacts.dev"
 VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
 
-Kind = Literal["Contact", "DingTalkBot", "ContactGroup"]
-
-
 class Reason(enum.StrEnum):
     """Stable CamelCase condition reasons (part of the API: tools match on them)."""
 
@@ -60,7 +57,7 @@ class Problem:
     """One reason a spec is refused: the field, the offending value and why.
 
     ``value`` is the user's own input and goes into status and admission
-    responses; use ``redacted()`` for anything written to logs.
+    responses; use ``validation.redact`` for anything written to logs.
     """
 
     field: str

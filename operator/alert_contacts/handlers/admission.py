@@ -2,9 +2,11 @@
 
 The same validation functions as the reconciler, the same ordering for
 duplicates, the same messages. Refusals are 4xx (422 invalid, 409 duplicate,
-403 quota) so clients and GitOps tools do not retry them; only "not ready
-yet" is a 503, which they should retry. Concurrent requests can both pass
-here; the reconciler is the authority and settles them.
+403 quota): a 5xx would read as a server fault that is worth retrying. Only
+"still starting" is a 503, because retrying is the right answer to it (GitOps
+tools do so on their next sync). Concurrent requests can both pass here; the
+reconciler is the authority and settles them. The pure decision is
+``domain.admission.admit_claimant``.
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import IO, Any
 
+from alert_contacts.domain.groups import member_label, member_refs
 from alert_contacts.domain.types import GROUP
 from alert_contacts.plugin import render
 from alert_contacts.plugin.cluster import ClusterError, ConnectOptions, Store, connect
@@ -190,12 +191,13 @@ def groups_listing(
     going = {(t.get("kind"), t.get("metadata", {}).get("name")) for t in targets}
     affected: dict[str, list[str]] = {}
     for group in groups:
-        spec = group.get("spec") or {}
-        listed = [("Contact", n) for n in spec.get("contacts") or ()]
-        listed += [("DingTalkBot", n) for n in spec.get("dingTalkBots") or ()]
-        hit = [f"{kind.lower()}/{name}" for kind, name in listed if (kind, name) in going]
+        spec = group.get("spec")
+        metadata = group.get("metadata", {})
+        refs = member_refs(str(metadata.get("namespace") or ""),
+                           spec if isinstance(spec, Mapping) else {})
+        hit = [member_label(ref) for ref in refs if (ref.kind, ref.name) in going]
         if hit:
-            affected[f"contactgroup/{group.get('metadata', {}).get('name')}"] = hit
+            affected[f"contactgroup/{metadata.get('name')}"] = hit
     return affected
 
 

@@ -22,8 +22,8 @@ import urllib3
 from kubernetes.client.exceptions import ApiException
 
 from alert_contacts.domain.types import GROUP, VERSION
+from alert_contacts.runtime.kube import PLURALS
 
-PLURALS = {"Contact": "contacts", "DingTalkBot": "dingtalkbots", "ContactGroup": "contactgroups"}
 MEMBER_KINDS = ("Contact", "DingTalkBot")
 
 

@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 import yaml
 
+from alert_contacts.domain.conditions import READY, find_condition
 from alert_contacts.domain.types import GROUP
 
 Output = Literal["table", "json", "yaml", "name"]
@@ -36,10 +37,8 @@ def _cell(value: Any) -> str:
 
 
 def ready_condition(obj: Mapping[str, Any]) -> Mapping[str, Any]:
-    for condition in _get(obj, "status", "conditions") or ():
-        if isinstance(condition, Mapping) and condition.get("type") == "Ready":
-            return condition
-    return {}
+    status = obj.get("status")
+    return find_condition(status if isinstance(status, Mapping) else None, READY) or {}
 
 
 def age(created: str | None, now: datetime) -> str:

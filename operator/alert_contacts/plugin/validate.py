@@ -6,7 +6,8 @@ and the same ordering judges uniqueness and quota among the given documents
 (``decide``, with file order standing in for creation order). What cannot be
 known offline is a *note*, not an error: a bot's Secret that is not among the
 files, a group member defined elsewhere. Other kinds of objects are skipped,
-except Secrets, which bots may reference.
+except Secrets, which bots may reference: only Opaque ones, decoded as the
+operator decodes them (``alert_contacts.domain.records.secret_data``).
 
 Every finding names the file and line, the object, the field, the value and
 the reason, compiler-style, so CI logs link straight to the line.
@@ -15,7 +16,6 @@ the reason, compiler-style, so CI logs link straight to the line.
 from __future__ import annotations
 
 import base64
-import binascii
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -27,6 +27,7 @@ from yaml.nodes import MappingNode, Node, SequenceNode
 
 from alert_contacts.domain.decisions import Decision, decide, describe_claim
 from alert_contacts.domain.groups import member_label, member_refs
+from alert_contacts.domain.records import secret_data
 from alert_contacts.domain.types import (
     API_VERSION,
     GROUP,
@@ -42,6 +43,7 @@ from alert_contacts.settings import Settings
 
 OUR_KINDS = ("Contact", "DingTalkBot", "ContactGroup")
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
+SECRET_REF_FIELDS = ("spec.webhook.secretRef", "spec.signingSecretRef")
 STDIN = "-"
 
 Severity = Literal["error", "note"]
@@ -227,24 +229,34 @@ def field_line(node: Node, field_path: str) -> int:
 # ---------------------------------------------------------------- checking
 
 
-def _secrets(documents: list[Document]) -> dict[tuple[str, str], dict[str, str]]:
-    """Secrets among the files, by (namespace, name): ``data`` decoded, ``stringData`` on top."""
+def _secrets(
+    documents: list[Document],
+) -> tuple[dict[tuple[str, str], dict[str, str]], dict[tuple[str, str], str]]:
+    """Secrets among the files, by (namespace, name): what the operator keeps of each
+    Opaque one (``secret_data``, as handlers/secrets.py), and the type of each other
+    one, which the operator does not read."""
     found: dict[tuple[str, str], dict[str, str]] = {}
+    ignored: dict[tuple[str, str], str] = {}
     for doc in documents:
         if doc.kind != "Secret" or doc.body.get("apiVersion") != "v1":
             continue
-        values: dict[str, str] = {}
-        data = doc.body.get("data")
-        for key, value in (data.items() if isinstance(data, Mapping) else ()):
-            try:
-                values[str(key)] = base64.b64decode(str(value), validate=True).decode("utf-8")
-            except (binascii.Error, UnicodeDecodeError):
-                continue
-        string_data = doc.body.get("stringData")
-        for key, value in (string_data.items() if isinstance(string_data, Mapping) else ()):
-            values[str(key)] = str(value)
-        found[(doc.ref.namespace, doc.ref.name)] = values
-    return found
+        where = (doc.ref.namespace, doc.ref.name)
+        secret_type = doc.body.get("type", "Opaque")
+        if secret_type != "Opaque":
+            ignored[where] = str(secret_type)
+            continue
+        found[where] = secret_data(_as_stored(doc.body))
+    return found, ignored
+
+
+def _as_stored(body: Mapping[str, Any]) -> dict[str, Any]:
+    """The Secret as the API server stores it: ``stringData`` folded into ``data``."""
+    data = body.get("data")
+    merged = dict(data) if isinstance(data, Mapping) else {}
+    string_data = body.get("stringData")
+    for key, value in (string_data.items() if isinstance(string_data, Mapping) else ()):
+        merged[str(key)] = base64.b64encode(str(value).encode("utf-8")).decode("ascii")
+    return {**body, "data": merged}
 
 
 def _spec_of(doc: Document) -> Mapping[str, Any] | Problem:
@@ -269,7 +281,7 @@ class Validator:
         self.documents = documents
         self.settings = settings
         self.report = Report()
-        self._secrets = _secrets(documents)
+        self._secrets, self._ignored_secrets = _secrets(documents)
 
     def _add(self, severity: Severity, doc: Document, problem: Problem, reason: str = "") -> None:
         message = problem.message if problem.field else problem.reason
@@ -337,8 +349,20 @@ class Validator:
                     f"{_ref_text(spec, problem.field)} is not in the given files, so it was not "
                     "checked offline; the operator checks it in the cluster"))
             else:
-                self._add("error", doc, problem, verdict.reason)
+                self._add("error", doc, self._explain(doc, spec, problem), verdict.reason)
         return verdict if verdict.valid else None
+
+    def _explain(self, doc: Document, spec: Mapping[str, Any], problem: Problem) -> Problem:
+        """``problem``, saying why when it names a non-Opaque Secret of the files."""
+        if problem.value is not None or problem.field not in SECRET_REF_FIELDS:
+            return problem
+        ref = _ref_at(spec, problem.field)
+        name = ref.get("name") if isinstance(ref, Mapping) else None
+        secret_type = self._ignored_secrets.get((doc.ref.namespace, str(name)))
+        if secret_type is None:
+            return problem
+        return Problem(problem.field, None, f"{problem.reason}; Secret {name!r} in the files has "
+                       f"type {secret_type!r}, and the operator reads only Opaque Secrets")
 
     def _bot_verdict(
         self, doc: Document, spec: Mapping[str, Any]
@@ -347,6 +371,8 @@ class Validator:
         namespace = doc.ref.namespace
 
         def resolve(name: str, key: str) -> str | None:
+            if (namespace, name) in self._ignored_secrets:
+                return None  # in the files, but the operator reads only Opaque Secrets
             value = self._secrets.get((namespace, name), {}).get(key)
             if value is None:
                 missing.add((name, key))
@@ -414,10 +440,15 @@ def _claim_value(claim: Claim, doc: Document) -> str | None:
     return str(written) if written is not None else claim.value
 
 
-def _ref_text(spec: Mapping[str, Any], field_path: str) -> str:
+def _ref_at(spec: Mapping[str, Any], field_path: str) -> Any:
     ref: Any = spec
     for part in field_path.removeprefix("spec.").split("."):
         ref = ref.get(part) if isinstance(ref, Mapping) else None
+    return ref
+
+
+def _ref_text(spec: Mapping[str, Any], field_path: str) -> str:
+    ref = _ref_at(spec, field_path)
     if isinstance(ref, Mapping):
         return f"Secret {ref.get('name')!r} key {ref.get('key')!r}"
     return "the referenced Secret"
@@ -427,13 +458,9 @@ def _is_missing_secret(
     problem: Problem, spec: Mapping[str, Any], missing: set[tuple[str, str]]
 ) -> bool:
     """Whether ``problem`` only says a Secret the files do not hold could not be read."""
-    if problem.value is not None or problem.field not in (
-        "spec.webhook.secretRef", "spec.signingSecretRef"
-    ):
+    if problem.value is not None or problem.field not in SECRET_REF_FIELDS:
         return False
-    ref: Any = spec
-    for part in problem.field.removeprefix("spec.").split("."):
-        ref = ref.get(part) if isinstance(ref, Mapping) else None
+    ref = _ref_at(spec, problem.field)
     return isinstance(ref, Mapping) and (ref.get("name"), ref.get("key")) in missing
 
 
