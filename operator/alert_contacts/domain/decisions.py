@@ -207,7 +207,13 @@ def admission_conflict(
 
 def admission_quota_full(others: Iterable[Candidate], quota: int) -> str | None:
     """The quota refusal for a CREATE, or None while the quota has room."""
-    in_use = sum(1 for d in decide(others, quota).values() if d.valid and d.unique)
+    # Valid objects that own all their keys: what decide() counts, without its sort.
+    others = list(others)
+    owners = claim_owners(others)
+    in_use = sum(
+        1 for c in others
+        if c.verdict.valid and all(owners[claim] is c for claim in c.verdict.claims)
+    )
     if in_use < quota:
         return None
     return quota_message(quota, min(in_use, max(quota, 0)))
