@@ -299,13 +299,15 @@ def test_metadata_only_edits_are_admitted_even_for_a_contact_admission_would_ref
     assert f"email {email} is already used by Contact {namespace}/elder" in result.stderr
     wait_for_condition(cluster, "Contact", namespace, "younger", "Ready", "False",
                        reason="DuplicateEmail")
-    # Claiming another taken key on top is refused.
-    other = unique_email("third")
-    ready_contact(cluster, namespace, "third", {"email": other})
+    # Claiming another key that an older contact owns is refused. (A key owned by
+    # a *younger* contact would be taken over instead: ownership is creation order.)
+    digits, e164 = unique_mobile()
+    cluster.patch_spec("Contact", namespace, "elder", {"mobile": digits})
+    wait_for_condition(cluster, "Contact", namespace, "elder", "Ready", "True")
     status, message = refusal(lambda: cluster.patch_spec(
-        "Contact", namespace, "younger", {"email": other}))
+        "Contact", namespace, "younger", {"mobile": digits}))
     assert status == 409
-    assert f"email {other} is already used by Contact {namespace}/third" in message
+    assert f"mobile {e164} is already used by Contact {namespace}/elder" in message
     # Moving to an address of its own is admitted, and makes it Ready.
     cluster.patch_spec("Contact", namespace, "younger", {"email": unique_email("own")})
     wait_for_condition(cluster, "Contact", namespace, "younger", "Ready", "True")
