@@ -38,7 +38,8 @@ run: install ## run the operator (starts the local control plane when KUBECONFIG
 		export KUBECONFIG="$$($(CLUSTER) up | tail -n1)"; \
 		echo "using the local control plane: export KUBECONFIG=$$KUBECONFIG" >&2; \
 	fi; \
-	kubectl="$$(command -v kubectl || echo bin/kubectl)"; \
+	kubectl="$$(command -v kubectl || true)"; \
+	if [[ -z "$$kubectl" ]]; then $(MAKE) --no-print-directory tools >&2; kubectl=bin/kubectl; fi; \
 	"$$kubectl" apply --server-side -f crds/ >&2; \
 	"$$kubectl" wait --for=condition=Established --timeout=60s -f crds/ >&2; \
 	exec $(PY) -m alert_contacts
