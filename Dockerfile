@@ -5,11 +5,10 @@
 #
 # Base image: pinned to a Python patch release on a Debian release, the same
 # Python minor the test suite runs on (pyproject.toml: requires-python >= 3.11).
-# It is not pinned by digest because no digest can be resolved or verified from
-# where this file is written (no image registry is reachable); a patch-level tag
-# changes only when Docker Official Images rebuild it for Debian security fixes.
-# Where a registry is reachable, pin the digest too (python:3.11.14-slim-trixie@sha256:...)
-# and let Renovate or Dependabot bump it.
+# A patch-level tag changes only when Docker Official Images rebuild it for
+# Debian security fixes; to make builds fully reproducible, pin the digest in
+# your registry too (python:3.11.14-slim-trixie@sha256:...) and let Renovate
+# or Dependabot bump it.
 ARG PYTHON_IMAGE=python:3.11.14-slim-trixie
 
 FROM ${PYTHON_IMAGE} AS build

@@ -3,7 +3,8 @@
 # modules with the machine's Go toolchain, cache the binaries outside the work
 # tree keyed by version and go.sum, and link them into ./bin/.
 #
-# No release downloads or images are reachable here, only the module proxy.
+# Everything comes from the Go module proxy: no release downloads, no images,
+# only a Go toolchain.
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"

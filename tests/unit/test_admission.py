@@ -81,3 +81,20 @@ def test_missing_secret_is_admitted_with_a_warning() -> None:
 def test_own_entry_is_ignored() -> None:
     me = Candidate(ALICE, "2026-01-01T00:00:00Z", valid(EMAIL))
     assert admit_claimant(valid(EMAIL), valid(EMAIL), ALICE, me.created, [me], 1).allowed
+
+
+def test_fixing_an_old_object_warns_whom_it_pushes_out_of_a_full_quota() -> None:
+    late = Candidate(BOB, "2026-01-05T00:00:00Z", valid(Claim("email", "bob@example.com")))
+    fixed = admit_claimant(valid(EMAIL), invalid("spec.email", "a@@b"), ALICE,
+                           "2026-01-01T00:00:00Z", [late], quota=1)
+    assert fixed.allowed
+    assert fixed.warnings == ("the quota of 1 is full and this object was created before "
+                              "Contact team-b/bob, which becomes QuotaExceeded",)
+    early = Candidate(BOB, "2025-12-01T00:00:00Z", valid(Claim("email", "bob@example.com")))
+    held = admit_claimant(valid(EMAIL), invalid("spec.email", "a@@b"), ALICE,
+                          "2026-01-01T00:00:00Z", [early], quota=1)
+    assert held.warnings == ("the quota of 1 is full: this object stays QuotaExceeded until "
+                             "room frees up",)
+    roomy = admit_claimant(valid(EMAIL), invalid("spec.email", "a@@b"), ALICE,
+                           "2026-01-01T00:00:00Z", [late], quota=2)
+    assert roomy.warnings == ()

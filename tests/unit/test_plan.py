@@ -161,3 +161,18 @@ def test_events_redact_personal_data_that_status_keeps() -> None:
     assert "alice@example.com" in ready["message"]
     assert loser.event is not None and loser.event[1] == "DuplicateEmail"
     assert "alice@example.com" not in loser.event[2] and "a***@example.com" in loser.event[2]
+
+
+def test_events_redact_mobile_numbers_in_duplicates_and_refusals() -> None:
+    records = [
+        _record("Contact", "a", {"mobile": "13800138000"}, "2026-01-01T00:00:01Z"),
+        _record("Contact", "b", {"mobile": "+86 138-0013-8000"}, "2026-01-01T00:00:02Z"),
+        _record("Contact", "c", {"mobile": "010 6552 9988"}, "2026-01-01T00:00:03Z"),
+    ]
+    plan = plan_status(records, [], [], {}, SETTINGS, NOW)
+    events = {w.ref.name: w.event for w in plan.writes}
+    assert events["b"] is not None and events["c"] is not None
+    assert events["b"][1] == "DuplicateMobile" and "+86*******8000" in events["b"][2]
+    assert "13800138000" not in events["b"][2]
+    assert events["c"][1] == "InvalidSpec" and "******9988" in events["c"][2]
+    assert "6552" not in events["c"][2]

@@ -20,9 +20,7 @@ import yaml
 from kubernetes.client.exceptions import ApiException
 
 from alert_contacts import apidoc
-from alert_contacts.domain.records import secret_data
 from alert_contacts.domain.types import Reason
-from alert_contacts.domain.validation import check_webhook_url
 from alert_contacts.plugin import cli, render
 from alert_contacts.plugin.cluster import ClusterError, ConnectOptions, KubeStore, connect
 from alert_contacts.plugin.search import Filters, digits, matches, search
@@ -580,9 +578,7 @@ def test_secrets_are_read_as_the_operator_reads_them(tmp_path: Path) -> None:
         spec:
           webhook: {{secretRef: {{name: tls, key: url}}}}
         """)
-    decoded = secret_data({"data": {"password": base64.b64encode(b"hunter2").decode()}})
-    unusable = check_webhook_url(decoded["password"], Settings().dingtalk_hosts)
-    assert isinstance(unusable, str)
+    unusable = "there is no URL (the value is empty, or not text starting with https://)"
     result = validate(tmp_path, "-f", str(path))
     assert result.code == 1
     lines = result.out.splitlines()

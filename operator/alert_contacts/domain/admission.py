@@ -17,6 +17,7 @@ from alert_contacts.domain.decisions import (
     admission_conflict,
     admission_quota_full,
     claim_owners,
+    decide,
     describe_claim,
     sort_key,
 )
@@ -73,6 +74,11 @@ def admit_claimant(
         if still is not None:
             warnings.append(f"{still[1]}; this object stays not Ready until that changes")
     if created is not None:
+        if old is None or not old.valid or new_claims != verdict.claims:
+            # Until now it did not count against the quota (invalid, or not the
+            # owner of all its keys); once it does, creation order may put it
+            # ahead of objects that are within the quota today.
+            warnings.extend(_quota_warnings(Candidate(ref, created, verdict), others, quota))
         this = sort_key(Candidate(ref, created, verdict))
         owners = claim_owners(o for o in others if not set(o.verdict.claims).isdisjoint(new_claims))
         for claim in new_claims:
@@ -87,3 +93,21 @@ def admit_claimant(
         if full is not None:
             return Admission(403, Reason.QUOTA_EXCEEDED, full)
     return Admission(warnings=tuple(warnings))
+
+
+def _quota_warnings(this: Candidate, others: list[Candidate], quota: int) -> list[str]:
+    """What an UPDATE that makes ``this`` count against the quota does to others."""
+    before = decide(others, quota)
+    if sum(1 for d in before.values() if d.within_quota) < quota:
+        return []  # room to spare: nobody moves
+    after = decide([*others, this], quota)
+    warnings = [
+        f"the quota of {quota} is full and this object was created before {ref}, which "
+        "becomes QuotaExceeded"
+        for ref, decision in before.items()
+        if decision.within_quota and not after[ref].within_quota
+    ]
+    if after[this.ref].within_quota is False:
+        warnings.append(f"the quota of {quota} is full: this object stays QuotaExceeded "
+                        "until room frees up")
+    return warnings

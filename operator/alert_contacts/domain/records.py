@@ -55,7 +55,7 @@ def secret_data(body: Mapping[str, Any]) -> dict[str, str]:
     """What the operator keeps of a Secret: its keys, and only the values a bot can use.
 
     A value is kept only when it could be a webhook URL or a signing secret
-    (text starting with "http" or "SEC", at most 4 KiB); any other key is kept
+    (text starting with "http", in any case, or "SEC"; at most 4 KiB); any other key is kept
     with an empty value, so a bot pointing at it is told what is wrong with it
     rather than that it is missing, while other workloads' passwords and blobs
     never sit in the operator's memory.
@@ -70,6 +70,6 @@ def secret_data(body: Mapping[str, Any]) -> dict[str, str]:
             text = base64.b64decode(value, validate=True).decode("utf-8")
         except (binascii.Error, UnicodeDecodeError):
             continue
-        if text.strip().startswith(("http", "SEC")):
+        if text.strip()[:4].lower() == "http" or text.strip().startswith("SEC"):
             kept[str(key)] = text
     return kept

@@ -363,8 +363,16 @@ _EMAIL_IN_TEXT = re.compile(r"[^\s'\"@,;()<>]+@[^\s'\",;()<>]+")
 _PHONE_IN_TEXT = re.compile(r"\+?\d[\d ().-]{5,}\d")
 
 
+_QUOTED_EMAIL_IN_TEXT = re.compile(r"'([^']*@[^']*)'")
+
+
 def scrub_personal_data(text: str) -> str:
-    """``text`` with every email address and phone-number-like run redacted."""
+    """``text`` with every email address and phone-number-like run redacted.
+
+    Values quoted in a message ('...') are taken whole, so an address with a
+    quoted or spaced local part is redacted entirely too.
+    """
+    text = _QUOTED_EMAIL_IN_TEXT.sub(lambda m: f"'{redact(m.group(1), 'email')}'", text)
     text = _EMAIL_IN_TEXT.sub(lambda m: redact(m.group(0), "email"), text)
     return _PHONE_IN_TEXT.sub(lambda m: redact(m.group(0), "mobile"), text)
 

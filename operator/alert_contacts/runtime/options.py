@@ -75,7 +75,7 @@ def parse(argv: Sequence[str], env: Mapping[str, str]) -> RunOptions:
     )
     for flag, (var, default, help_) in _ENV_FLAGS.items():
         parser.add_argument(flag, default=env.get(var, default),
-                            help=f"{help_} [env {var}, default {default or 'see above'}]")
+                            help=f"{help_} [env {var}, default {default or 'none'}]")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     args = parser.parse_args(list(argv))
 
