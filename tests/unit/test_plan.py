@@ -176,3 +176,13 @@ def test_events_redact_mobile_numbers_in_duplicates_and_refusals() -> None:
     assert "13800138000" not in events["b"][2]
     assert events["c"][1] == "InvalidSpec" and "******9988" in events["c"][2]
     assert "6552" not in events["c"][2]
+
+
+def test_a_secret_url_is_judged_like_an_inline_one_whatever_the_scheme_case() -> None:
+    url = f"HTTPS://oapi.dingtalk.com/robot/send?access_token={TOKEN}"
+    data = secret_data({"data": {"url": base64.b64encode(url.encode()).decode()}})
+    assert data == {"url": url}
+    spec = {"webhook": {"secretRef": {"name": "bot", "key": "url"}}}
+    records = [_record("DingTalkBot", "bot", spec, "2026-01-01T00:00:01Z")]
+    after, _ = _apply(records, {("team-a", "bot"): data})
+    assert _ready(after, "bot") == ("True", "Accepted")
