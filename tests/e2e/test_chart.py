@@ -42,6 +42,7 @@ from tests.e2e.harness import (
     Cluster,
     Operator,
     free_port,
+    unique_mobile,
     wait_for_condition,
     wait_until,
 )
@@ -315,7 +316,8 @@ def test_charts_webhook_admits_a_valid_contact(
     cluster: Cluster, chart_operator: ChartOperator
 ) -> None:
     ns = chart_operator.namespace
-    created = cluster.create("Contact", ns, "bob", {"mobile": "+86 139 0013 9000"})
+    d, _ = unique_mobile()
+    created = cluster.create("Contact", ns, "bob", {"mobile": f"+86 {d[:3]} {d[3:7]} {d[7:]}"})
     assert created["metadata"]["name"] == "bob"
     wait_for_condition(cluster, "Contact", ns, "bob", "Ready", "True")
 

@@ -6,16 +6,25 @@ import json
 
 from kubernetes.client.exceptions import ApiException
 
-from tests.e2e.harness import Cluster, Operator, condition, wait_for_condition
+from tests.e2e.harness import (
+    Cluster,
+    Operator,
+    condition,
+    unique_email,
+    unique_mobile,
+    wait_for_condition,
+)
 
 
 def test_valid_contact_becomes_ready(cluster: Cluster, operator: Operator, namespace: str) -> None:
+    d, e164 = unique_mobile()
+    email = unique_email("Alice").replace("@example.com", "@Example.com")
     cluster.create("Contact", namespace, "alice",
-                   {"mobile": "+86 138 0013 8000", "email": "Alice@Example.com"})
+                   {"mobile": f"+86 {d[:3]} {d[3:7]} {d[7:]}", "email": email})
     obj = wait_for_condition(cluster, "Contact", namespace, "alice", "Ready", "True")
     assert obj["status"]["observedGeneration"] == obj["metadata"]["generation"]
-    assert obj["status"]["normalized"] == {"mobile": "+8613800138000",
-                                           "email": "alice@example.com"}
+    assert obj["status"]["normalized"] == {"mobile": e164, "email": email.lower()}
+    assert email != email.lower()  # the normalisation had something to do
     ready = condition(obj, "Ready")
     assert ready is not None and ready["reason"] == "Accepted"
     # kubectl wait understands the condition, as GitOps tools and scripts use it.

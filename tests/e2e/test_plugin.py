@@ -10,13 +10,22 @@ import sys
 import textwrap
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from tests.e2e.harness import BIN, PLURALS, Cluster, Operator, wait_for_condition
+from tests.e2e.harness import (
+    BIN,
+    PLURALS,
+    Cluster,
+    Operator,
+    unique_email,
+    unique_mobile,
+    wait_for_condition,
+)
 
 PLUGIN = Path(sys.executable).parent / "kubectl-contacts"
 API_VERSION = "alerting.contacts.dev/v1alpha1"
@@ -65,46 +74,68 @@ def other_namespace(cluster: Cluster) -> Iterator[str]:
         cluster.kubectl("delete", plural, "--all", "-n", name, "--wait=false")
 
 
+@dataclass(frozen=True)
+class People:
+    """The keys drawn for this test: uniqueness is cluster-wide, and a previous test's
+    objects may still be known to the operator (their deletes are not awaited)."""
+
+    alice_digits: str  # national digits, 138xxxxxxxx
+    alice_email: str  # as written: mixed case
+    bob_digits: str
+    bob_email: str
+
+
 @pytest.fixture
-def people(cluster: Cluster, operator: Operator, namespace: str, other_namespace: str) -> None:
+def people(
+    cluster: Cluster, operator: Operator, namespace: str, other_namespace: str
+) -> People:
     """alice and an on-call bot in ``namespace``, bob elsewhere; both contacts Ready."""
+    alice, _ = unique_mobile()
+    bob, _ = unique_mobile()
+    drawn = People(alice, unique_email("Alice").replace("@example.com", "@Example.com"),
+                   bob, unique_email("bob"))
     cluster.create("Contact", namespace, "alice", {
-        "displayName": "Alice Wang", "mobile": "+86 138 0013 8000", "email": "Alice@Example.com",
+        "displayName": "Alice Wang", "mobile": f"+86 {alice[:3]} {alice[3:7]} {alice[7:]}",
+        "email": drawn.alice_email,
     })
     cluster.create("DingTalkBot", namespace, "alice-robot", {
         "displayName": "On-call robot", "webhook": {"secretRef": {"name": "absent", "key": "url"}},
     })
     cluster.create("Contact", other_namespace, "bob",
-                   {"mobile": "139-0013-9000", "email": "bob@example.org"})
+                   {"mobile": f"{bob[:3]}-{bob[3:7]}-{bob[7:]}", "email": drawn.bob_email})
     wait_for_condition(cluster, "Contact", namespace, "alice", "Ready", "True")
     wait_for_condition(cluster, "Contact", other_namespace, "bob", "Ready", "True")
     wait_for_condition(cluster, "DingTalkBot", namespace, "alice-robot", "Ready", "False",
                        reason="SecretNotFound")
+    return drawn
 
 
 # ---------------------------------------------------------------- search and list
 
 
-@pytest.mark.usefixtures("people")
 def test_search_by_partial_values_ignoring_case(
-    cluster: Cluster, namespace: str, other_namespace: str
+    cluster: Cluster, people: People, namespace: str, other_namespace: str
 ) -> None:
     alice, robot = (namespace, "Contact", "alice"), (namespace, "DingTalkBot", "alice-robot")
     bob = (other_namespace, "Contact", "bob")
+
+    def everywhere(*args: str) -> set[tuple[str, str, str]]:
+        """Search with -A; only this test's namespaces count (other tests' objects may linger)."""
+        found = names(plugin(cluster, "search", *args, "-A", "-o", "json"))
+        return {n for n in found if n[0] in (namespace, other_namespace)}
 
     assert names(plugin(cluster, "search", "--name", "ALI", "-n", namespace, "-o", "json")) == {
         alice, robot}
     assert names(plugin(cluster, "search", "--name", "wang", "-n", namespace, "-o", "json")) == {
         alice}
     # Digits only: the number is written with spaces and a country code.
-    assert names(plugin(cluster, "search", "--mobile", "1380013", "-A", "-o", "json")) == {alice}
+    assert everywhere("--mobile", people.alice_digits[3:10]) == {alice}
     # Written without a country code; found through status.normalized.mobile.
-    assert names(plugin(cluster, "search", "--mobile", "+86 139 0013 9000", "-A",
-                        "-o", "json")) == {bob}
-    assert names(plugin(cluster, "search", "--email", "EXAMPLE.COM", "-A", "-o", "json")) == {
-        alice}
-    assert names(plugin(cluster, "search", "--name", "ali", "--email", "example.org", "-A",
-                        "-o", "json")) == set()  # filters AND together
+    d = people.bob_digits
+    assert everywhere("--mobile", f"+86 {d[:3]} {d[3:7]} {d[7:]}") == {bob}
+    # Written 'Alice-…@Example.com', stored lower-case in status: upper case matches neither.
+    assert everywhere("--email", people.alice_email.split("@")[0].upper()) == {alice}
+    assert everywhere("--name", "ali", "--email", people.bob_email) == set()  # filters AND
 
 
 @pytest.mark.usefixtures("people")
@@ -159,11 +190,14 @@ def test_namespace_comes_from_the_kubeconfig_context(
     assert "Traceback" not in unknown.stderr
 
 
-@pytest.mark.usefixtures("people")
-def test_kubectl_runs_the_plugin_from_path(cluster: Cluster, namespace: str) -> None:
+def test_kubectl_runs_the_plugin_from_path(
+    cluster: Cluster, people: People, namespace: str
+) -> None:
     env = cluster.env(PATH=f"{PLUGIN.parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    d = people.alice_digits
     result = subprocess.run(
-        [str(BIN / "kubectl"), "contacts", "search", "--mobile", "0013 8000", "-n", namespace],
+        [str(BIN / "kubectl"), "contacts", "search", "--mobile", f"{d[3:7]} {d[7:]}",
+         "-n", namespace],
         capture_output=True, text=True, env=env, timeout=60,
     )
     assert result.returncode == 0, result.stderr
