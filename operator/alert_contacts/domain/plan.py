@@ -28,8 +28,9 @@ SecretIndex = Mapping[tuple[str, str], Mapping[str, str]]
 class StatusWrite:
     ref: ObjectRef
     uid: str
+    seen: Mapping[str, Any]  # the status the watch showed when this write was planned
     desired: dict[str, Any]  # the status this write converges to
-    patch: dict[str, Any]  # the merge patch that gets there from the current status
+    patch: dict[str, Any]  # the merge patch that gets there from ``seen``
     event: tuple[str, str, str] | None  # (type, reason, message) on a Ready transition
 
 
@@ -105,7 +106,8 @@ def plan_status(
         patch = status_patch(record.status, desired, now=now)
         if patch is not None:
             writes.append(StatusWrite(
-                record.ref, record.uid, desired, patch, event(record.status, patch["status"])
+                record.ref, record.uid, record.status, desired, patch,
+                event(record.status, patch["status"]),
             ))
 
     for record, build in [*((r, contact_status) for r in contacts),

@@ -64,10 +64,11 @@ class Reconciler:
         # pass (or an admission decision) would see a partial cluster.
         self.synced = asyncio.Event()
         self._dirty = asyncio.Event()
-        # Desired statuses written but not yet seen back through the watch, so a
-        # pass that runs before the echo arrives neither writes the same status
-        # again (with a newer lastTransitionTime) nor posts its Event twice.
-        self._in_flight: dict[str, dict[str, Any]] = {}
+        # Writes not yet seen back through the watch: (status seen, status written).
+        # A pass that runs before the echo arrives, on the same stale status, would
+        # write the same status again (with a newer lastTransitionTime) and post its
+        # Event twice. Once the watch shows anything else, the entry no longer matches.
+        self._in_flight: dict[str, tuple[Mapping[str, Any], dict[str, Any]]] = {}
         # Since when a change has waited for a pass to finish (None: nothing waits).
         self._waiting_since: float | None = None
 
@@ -100,7 +101,7 @@ class Reconciler:
     async def reconcile_once(self) -> None:
         started = time.perf_counter()
         plan = self.indices.plan(self.settings)
-        writes = [w for w in plan.writes if self._in_flight.get(w.uid) != w.desired]
+        writes = [w for w in plan.writes if self._in_flight.get(w.uid) != (w.seen, w.desired)]
         pending = {w.uid for w in plan.writes}
         for uid in list(self._in_flight):
             if uid not in pending:
@@ -121,7 +122,7 @@ class Reconciler:
             self.poke()
 
     async def _write(self, write: StatusWrite) -> None:
-        self._in_flight[write.uid] = write.desired
+        self._in_flight[write.uid] = (write.seen, write.desired)
         if not await self.kube.patch_status(write.ref, write.patch):
             return
         if write.event is not None:

@@ -1,0 +1,63 @@
+"""The reconcile loop's bookkeeping, with the API calls replaced by a recorder."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from alert_contacts.domain.records import ObjectRecord, record_of
+from alert_contacts.domain.types import ObjectRef
+from alert_contacts.domain.validation import validate_contact
+from alert_contacts.runtime.reconciler import Indices, Reconciler
+from alert_contacts.settings import Settings
+
+SETTINGS = Settings()
+
+
+class RecordingKube:
+    def __init__(self) -> None:
+        self.patches: list[tuple[ObjectRef, dict[str, Any]]] = []
+        self.events: list[tuple[ObjectRef, str]] = []
+
+    async def patch_status(self, ref: ObjectRef, patch: dict[str, Any]) -> bool:
+        self.patches.append((ref, patch))
+        return True
+
+    async def post_event(self, ref: ObjectRef, uid: str, type_: str, reason: str,
+                         message: str) -> None:
+        self.events.append((ref, reason))
+
+
+def contact(status: dict[str, Any] | None = None) -> ObjectRecord:
+    spec = {"email": "alice@example.com"}
+    return record_of("Contact", {
+        "metadata": {"name": "alice", "namespace": "a", "uid": "u1", "generation": 1,
+                     "creationTimestamp": "2026-01-01T00:00:00Z"},
+        "spec": spec, "status": status or {},
+    }, validate_contact(spec, SETTINGS))
+
+
+def test_a_write_is_not_repeated_until_the_watch_shows_something_else() -> None:
+    kube = RecordingKube()
+    contacts: dict[Any, list[ObjectRecord]] = {"alice": [contact()]}
+    reconciler = Reconciler(Indices(contacts, {}, {}, {}), SETTINGS, kube)  # type: ignore[arg-type]
+
+    async def passes() -> None:
+        await reconciler.reconcile_once()
+        assert len(kube.patches) == 1 and len(kube.events) == 1
+        written = kube.patches[0][1]["status"]
+
+        await reconciler.reconcile_once()  # the watch has not echoed the write yet
+        assert len(kube.patches) == 1 and len(kube.events) == 1
+
+        contacts["alice"] = [contact({"conditions": [{"type": "Ready", "status": "False",
+                                                      "reason": "Tampered"}]})]
+        await reconciler.reconcile_once()  # someone else wrote status: put it right
+        assert len(kube.patches) == 2
+
+        contacts["alice"] = [contact(written)]
+        await reconciler.reconcile_once()  # the echo of our write: nothing to do
+        assert len(kube.patches) == 2
+        assert reconciler._in_flight == {}
+
+    asyncio.run(passes())
