@@ -131,6 +131,16 @@ class Cluster:
         return items
 
 
+def manifest(kind: str, namespace: str, name: str, spec: dict[str, Any],
+             labels: dict[str, str] | None = None) -> str:
+    """One of our objects as ``kubectl apply -f -`` reads it."""
+    return json.dumps({
+        "apiVersion": f"{GROUP}/{VERSION}", "kind": kind,
+        "metadata": {"name": name, "namespace": namespace, "labels": labels or {}},
+        "spec": spec,
+    })
+
+
 def condition(obj: dict[str, Any] | None, type_: str) -> dict[str, Any] | None:
     for cond in ((obj or {}).get("status") or {}).get("conditions") or []:
         if cond.get("type") == type_:

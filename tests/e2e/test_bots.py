@@ -14,24 +14,16 @@ import pytest
 
 from tests.e2e.harness import (
     DINGTALK_URL,
-    GROUP,
-    VERSION,
     Cluster,
     Operator,
     condition,
     events_for,
+    manifest,
     put_secret,
     refusal,
     unique_token,
     wait_for_condition,
 )
-
-
-def manifest(namespace: str, name: str, spec: dict[str, Any]) -> str:
-    return json.dumps({
-        "apiVersion": f"{GROUP}/{VERSION}", "kind": "DingTalkBot",
-        "metadata": {"name": name, "namespace": namespace}, "spec": spec,
-    })
 
 
 def from_secret(name: str, key: str = "url") -> dict[str, Any]:
@@ -57,7 +49,7 @@ def test_a_secret_backed_bot_follows_its_secret(
 ) -> None:
     own, taken = unique_token(), unique_token()
     # An older bot owns `taken` (an inline URL is admitted, with a warning).
-    result = cluster.kubectl("apply", "-f", "-", input=manifest(
+    result = cluster.kubectl("apply", "-f", "-", input=manifest("DingTalkBot",
         namespace, "elder-bot", {"webhook": {"url": DINGTALK_URL + taken}}))
     assert "Warning: spec.webhook.url holds the bot's access token in plain text" in result.stderr
     wait_for_condition(cluster, "DingTalkBot", namespace, "elder-bot", "Ready", "True")
@@ -65,8 +57,8 @@ def test_a_secret_backed_bot_follows_its_secret(
     # GitOps may apply the bot before its Secret: admitted with a warning, then it waits.
     missing = ("spec.webhook.secretRef: Secret 'oncall' key 'url' not found in this namespace"
                " (create the Secret or add the key)")
-    result = cluster.kubectl("apply", "-f", "-",
-                             input=manifest(namespace, "oncall-bot", from_secret("oncall")))
+    result = cluster.kubectl("apply", "-f", "-", input=manifest(
+        "DingTalkBot", namespace, "oncall-bot", from_secret("oncall")))
     assert f"Warning: {missing}; the bot stays not Ready until it exists" in result.stderr
     bot = wait_for_condition(cluster, "DingTalkBot", namespace, "oncall-bot", "Ready", "False",
                              reason="SecretNotFound")
@@ -232,7 +224,7 @@ def test_a_bot_with_both_or_neither_webhook_form_is_refused_by_the_schema(
                         "secretRef": {"name": "hook", "key": "url"}}}
     for spec in (both, {"webhook": {}}):
         result = cluster.kubectl("apply", "-f", "-", check=False,
-                                 input=manifest(namespace, "bot", spec))
+                                 input=manifest("DingTalkBot", namespace, "bot", spec))
         assert result.returncode != 0
         assert "spec.webhook needs exactly one of url or secretRef" in result.stderr
         assert token not in result.stderr

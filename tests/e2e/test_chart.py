@@ -26,7 +26,7 @@ import base64
 import json
 import subprocess
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,7 +34,6 @@ from typing import Any
 import kubernetes
 import pytest
 import yaml
-from kubernetes.client.exceptions import ApiException
 
 from tests.e2e.harness import (
     BIN,
@@ -42,13 +41,14 @@ from tests.e2e.harness import (
     Cluster,
     Operator,
     free_port,
+    refusal,
     unique_mobile,
     wait_for_condition,
     wait_until,
 )
 
 CHART = REPO / "deploy/helm/alert-contacts-operator"
-KUBE_VERSION = "v1.35.4"  # our helm build defaults to v1.20 (no release ldflags)
+KUBE_VERSION = "v1.35.4"  # the control plane the chart is rendered for
 RELEASE = "chart-e2e"
 
 Doc = dict[str, Any]
@@ -77,16 +77,6 @@ def the(docs: list[Doc], kind: str, name: str | None = None) -> Doc:
     found = [d for d in docs if d["kind"] == kind and name in (None, d["metadata"]["name"])]
     assert len(found) == 1, f"expected one {kind} {name or ''} in the chart, got {len(found)}"
     return found[0]
-
-
-def refusal(call: Callable[[], object]) -> tuple[int, str]:
-    """HTTP status and message of an API call that must be refused."""
-    try:
-        call()
-    except ApiException as e:
-        body = json.loads(e.body) if e.body else {}
-        return int(e.status), str(body.get("message", e.reason))
-    raise AssertionError("the API server accepted a request that should have been refused")
 
 
 def unique_email(prefix: str) -> str:

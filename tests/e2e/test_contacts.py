@@ -21,21 +21,13 @@ from tests.e2e.harness import (
     Operator,
     condition,
     events_for,
+    manifest,
     refusal,
     unique_email,
     unique_mobile,
     wait_for_condition,
     wait_until,
 )
-
-
-def manifest(namespace: str, name: str, spec: dict[str, Any],
-             labels: dict[str, str] | None = None) -> str:
-    return json.dumps({
-        "apiVersion": f"{GROUP}/{VERSION}", "kind": "Contact",
-        "metadata": {"name": name, "namespace": namespace, "labels": labels or {}},
-        "spec": spec,
-    })
 
 
 def ready_contact(cluster: Cluster, namespace: str, name: str, spec: dict[str, Any],
@@ -123,7 +115,7 @@ def test_removing_the_only_way_to_reach_a_contact_is_refused_by_the_schema(
 def test_a_display_name_over_64_characters_is_refused_by_the_schema(
     cluster: Cluster, operator: Operator, namespace: str
 ) -> None:
-    result = cluster.kubectl("apply", "-f", "-", check=False, input=manifest(
+    result = cluster.kubectl("apply", "-f", "-", check=False, input=manifest("Contact",
         namespace, "long", {"email": unique_email("long"), "displayName": "x" * 65}))
     assert result.returncode != 0
     assert "spec.displayName" in result.stderr and "64" in result.stderr
@@ -135,12 +127,13 @@ def test_an_unknown_spec_field_is_refused_by_the_schema(
 ) -> None:
     spec = {"email": unique_email("pager"), "pager": "555-0100"}
     result = cluster.kubectl("apply", "-f", "-", check=False,
-                             input=manifest(namespace, "pager", spec))
+                             input=manifest("Contact", namespace, "pager", spec))
     assert result.returncode != 0
     assert 'unknown field "spec.pager"' in result.stderr
     # A program asking for strict field validation is refused the same way.
     status, message = refusal(lambda: cluster.custom.create_namespaced_custom_object(
-        GROUP, VERSION, namespace, "contacts", json.loads(manifest(namespace, "pager", spec)),
+        GROUP, VERSION, namespace, "contacts",
+        json.loads(manifest("Contact", namespace, "pager", spec)),
         field_validation="Strict"))
     assert status in (400, 422) and 'unknown field "spec.pager"' in message
     assert cluster.get("Contact", namespace, "pager") is None

@@ -5,29 +5,20 @@ readiness or goes away.
 
 from __future__ import annotations
 
-import json
 import uuid
 from typing import Any
 
 from tests.e2e.harness import (
     DINGTALK_URL,
-    GROUP,
-    VERSION,
     Cluster,
     Operator,
     condition,
+    manifest,
     put_secret,
     unique_email,
     unique_token,
     wait_for_condition,
 )
-
-
-def group_manifest(namespace: str, name: str, spec: dict[str, Any]) -> str:
-    return json.dumps({
-        "apiVersion": f"{GROUP}/{VERSION}", "kind": "ContactGroup",
-        "metadata": {"name": name, "namespace": namespace}, "spec": spec,
-    })
 
 
 def group_is(cluster: Cluster, namespace: str, name: str, status: str, reason: str
@@ -51,9 +42,9 @@ def test_a_group_follows_its_members(
     wait_for_condition(cluster, "Contact", namespace, "a-elder", "Ready", "True")
 
     missing = f"members not found in namespace {namespace}: "
-    result = cluster.kubectl("apply", "-f", "-", input=group_manifest(namespace, "oncall", {
-        "displayName": "SRE on call", "contacts": ["bob", "alice"], "dingTalkBots": ["pager"],
-    }))
+    spec = {"displayName": "SRE on call", "contacts": ["bob", "alice"], "dingTalkBots": ["pager"]}
+    result = cluster.kubectl("apply", "-f", "-",
+                             input=manifest("ContactGroup", namespace, "oncall", spec))
     everyone = "contact/alice, contact/bob, dingtalkbot/pager"
     assert f"Warning: {missing}{everyone}" in result.stderr
     group = group_is(cluster, namespace, "oncall", "False", "MembersMissing")
@@ -142,7 +133,7 @@ def test_members_are_looked_up_in_the_groups_own_namespace(
 def test_a_member_listed_twice_is_refused_by_the_schema(
     cluster: Cluster, operator: Operator, namespace: str
 ) -> None:
-    result = cluster.kubectl("apply", "-f", "-", check=False, input=group_manifest(
+    result = cluster.kubectl("apply", "-f", "-", check=False, input=manifest("ContactGroup",
         namespace, "twice", {"contacts": ["alice", "bob", "alice"]}))
     assert result.returncode != 0
     assert "spec.contacts[2]" in result.stderr and 'Duplicate value: "alice"' in result.stderr
