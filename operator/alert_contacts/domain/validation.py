@@ -16,6 +16,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Callable, Iterable, Mapping
+from functools import partial
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
@@ -196,27 +197,27 @@ def validate_bot(spec: Mapping[str, Any], resolve: SecretResolver, settings: Set
     claims: list[Claim] = []
     normalized: dict[str, str] = {}
     webhook = model.webhook
+    url: str | None = None
+    refused: Callable[[str], Problem] | None = None  # names where the URL came from
     if webhook.url is not None:
-        checked = check_webhook_url(webhook.url, settings.dingtalk_hosts)
-        if isinstance(checked, str):
-            problems.append(Problem("spec.webhook.url", redact_url(webhook.url), checked))
-        else:
-            host, token = checked
-            claims.append(Claim("webhook", token))
-            normalized["webhookHost"] = host
+        url = webhook.url
+        refused = partial(Problem, "spec.webhook.url", redact_url(webhook.url))
     elif webhook.secret_ref is not None:
         ref, field = webhook.secret_ref, "spec.webhook.secretRef"
         value = resolve(ref.name, ref.key)
         if value is None:
             missing.append(_secret_missing(field, ref))
         else:
-            checked = check_webhook_url(value.strip(), settings.dingtalk_hosts)
-            if isinstance(checked, str):
-                problems.append(_secret_problem(field, ref, "webhook URL", checked))
-            else:
-                host, token = checked
-                claims.append(Claim("webhook", token))
-                normalized["webhookHost"] = host
+            url = value.strip()
+            refused = partial(_secret_problem, field, ref, "webhook URL")
+    if url is not None and refused is not None:
+        checked = check_webhook_url(url, settings.dingtalk_hosts)
+        if isinstance(checked, str):
+            problems.append(refused(checked))
+        else:
+            host, token = checked
+            claims.append(Claim("webhook", token))
+            normalized["webhookHost"] = host
 
     if model.signing_secret_ref is not None:
         ref, field = model.signing_secret_ref, "spec.signingSecretRef"

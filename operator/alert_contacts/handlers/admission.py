@@ -39,10 +39,10 @@ def _refuse(kind: str, reason: str, code: int, message: str) -> kopf.AdmissionEr
     return kopf.AdmissionError(message, code=code)
 
 
-def _spec_unchanged(body: Mapping[str, Any], old: Mapping[str, Any] | None) -> bool:
+def _metadata_only(operation: str, body: Mapping[str, Any], old: Mapping[str, Any] | None) -> bool:
     # Metadata-only edits (labels for a batch delete, annotations) never depend on
     # the spec's validity, so they are always let through.
-    return old is not None and old.get("spec") == body.get("spec")
+    return operation == "UPDATE" and old is not None and old.get("spec") == body.get("spec")
 
 
 def _reconciler(memo: kopf.Memo, kind: str) -> Reconciler:
@@ -56,13 +56,6 @@ def _reconciler(memo: kopf.Memo, kind: str) -> Reconciler:
     return reconciler
 
 
-def _verdict(kind: str, body: Mapping[str, Any], reconciler: Reconciler) -> Verdict:
-    record = record_of(kind, body)
-    if kind == "Contact":
-        return validate_contact(record.spec, reconciler.settings)
-    return bot_verdict(record, reconciler.indices.secret_index(), reconciler.settings)
-
-
 def _admit_claimant(
     kind: str,
     body: Mapping[str, Any],
@@ -71,6 +64,14 @@ def _admit_claimant(
     warnings: list[str],
 ) -> None:
     reconciler = _reconciler(memo, kind)
+    settings = reconciler.settings
+    secrets = reconciler.indices.secret_index()
+
+    def verdict_of(record: ObjectRecord) -> Verdict:
+        if kind == "Contact":
+            return validate_contact(record.spec, settings)
+        return bot_verdict(record, secrets, settings)
+
     record = record_of(kind, body)
     if kind == "DingTalkBot":
         webhook = record.spec.get("webhook")
@@ -80,12 +81,12 @@ def _admit_claimant(
                 "prefer spec.webhook.secretRef to a Secret"
             )
     decision = admit_claimant(
-        _verdict(kind, body, reconciler),
-        _verdict(kind, old, reconciler) if old else None,
+        verdict_of(record),
+        verdict_of(record_of(kind, old)) if old else None,
         record.ref,
         record.created if old and record.created else None,
-        reconciler.indices.candidates(reconciler.settings),
-        reconciler.settings.quota,
+        reconciler.indices.candidates(settings, secrets),
+        settings.quota,
     )
     warnings.extend(decision.warnings)
     if decision.code is not None:
@@ -103,7 +104,7 @@ def _admit_group(
     if reconciler.synced.is_set():
         record: ObjectRecord = record_of("ContactGroup", body)
         # Readiness does not matter for this warning: existence does.
-        existing = {c.ref: True for c in reconciler.indices.candidates(reconciler.settings)}
+        existing = dict.fromkeys(reconciler.indices.claimant_refs(), True)
         group = evaluate_group(record.ref.namespace, record.spec, existing)
         if group.missing:
             warnings.append(
@@ -117,24 +118,21 @@ def _admit_group(
 async def admit_contact(
     body: kopf.Body, old: Any, operation: str, memo: kopf.Memo, warnings: list[str], **_: Any
 ) -> None:
-    if operation == "UPDATE" and _spec_unchanged(body, old):
-        return
-    _admit_claimant("Contact", body, old if operation == "UPDATE" else None, memo, warnings)
+    if not _metadata_only(operation, body, old):
+        _admit_claimant("Contact", body, old if operation == "UPDATE" else None, memo, warnings)
 
 
 @kopf.on.validate(GROUP, VERSION, "dingtalkbots", id="dingtalkbots", operations=OPERATIONS)
 async def admit_bot(
     body: kopf.Body, old: Any, operation: str, memo: kopf.Memo, warnings: list[str], **_: Any
 ) -> None:
-    if operation == "UPDATE" and _spec_unchanged(body, old):
-        return
-    _admit_claimant("DingTalkBot", body, old if operation == "UPDATE" else None, memo, warnings)
+    if not _metadata_only(operation, body, old):
+        _admit_claimant("DingTalkBot", body, old if operation == "UPDATE" else None, memo, warnings)
 
 
 @kopf.on.validate(GROUP, VERSION, "contactgroups", id="contactgroups", operations=OPERATIONS)
 async def admit_group(
     body: kopf.Body, old: Any, operation: str, memo: kopf.Memo, warnings: list[str], **_: Any
 ) -> None:
-    if operation == "UPDATE" and _spec_unchanged(body, old):
-        return
-    _admit_group(body, memo, warnings)
+    if not _metadata_only(operation, body, old):
+        _admit_group(body, memo, warnings)

@@ -19,7 +19,7 @@ from alert_contacts import metrics
 from alert_contacts.domain.conditions import now_rfc3339
 from alert_contacts.domain.plan import Plan, SecretIndex, StatusWrite, candidates, plan_status
 from alert_contacts.domain.records import ObjectRecord
-from alert_contacts.domain.types import Candidate
+from alert_contacts.domain.types import Candidate, ObjectRef
 from alert_contacts.runtime.kube import Kube, describe_error
 from alert_contacts.settings import Settings
 
@@ -43,10 +43,15 @@ class Indices:
     def secret_index(self) -> SecretIndex:
         return {key: next(iter(store)) for key, store in self.secrets.items()}
 
-    def candidates(self, settings: Settings) -> list[Candidate]:
+    def candidates(self, settings: Settings, secrets: SecretIndex | None = None) -> list[Candidate]:
         return candidates(
-            _values(self.contacts), _values(self.bots), self.secret_index(), settings
+            _values(self.contacts), _values(self.bots),
+            self.secret_index() if secrets is None else secrets, settings,
         )
+
+    def claimant_refs(self) -> set[ObjectRef]:
+        """Every existing Contact and DingTalkBot, valid or not."""
+        return {r.ref for r in (*_values(self.contacts), *_values(self.bots))}
 
     def plan(self, settings: Settings) -> Plan:
         return plan_status(
