@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Build the test control plane (kube-apiserver, kubectl, etcd, helm) from Go
-# modules with the machine's Go toolchain, cache the binaries outside the work
-# tree keyed by version and go.sum, and link them into ./bin/.
+# Build the test control plane (kube-apiserver, kube-controller-manager,
+# kubectl, etcd, helm) and Alertmanager from Go modules with the machine's Go
+# toolchain, cache the binaries outside the work tree keyed by what each one is
+# built from (its module's go.mod, go.sum and Go files, package and ldflags),
+# and link them into ./bin/.
 #
 # Everything comes from the Go module proxy: no release downloads, no images,
 # only a Go toolchain.
@@ -11,6 +13,9 @@ here="$(cd "$(dirname "$0")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
 cache="${ALERT_CONTACTS_CACHE:-$HOME/.cache/alert-contacts}"
 mkdir -p "$repo/bin" "$cache/bin"
+# Several checkouts of the project may build at once: one build at a time.
+exec 9>"$cache/build.lock"
+flock 9
 
 # Read a module's pinned version from a go.mod (the single place versions live).
 version_of() { # <go.mod> <module path>
@@ -20,6 +25,7 @@ version_of() { # <go.mod> <module path>
 k8s="$(version_of "$here/kube/go.mod" k8s.io/kubernetes)"
 etcd="$(version_of "$here/etcd/go.mod" go.etcd.io/etcd/server/v3)"
 helm="$(version_of "$here/helm/go.mod" helm.sh/helm/v3)"
+alertmanager="$(version_of "$here/alertmanager/go.mod" github.com/prometheus/alertmanager)"
 k8s_minor="$(echo "$k8s" | cut -d. -f2)"
 
 # /version must report the real release, so set the same ldflags that the
@@ -37,23 +43,35 @@ for pkg in helm.sh/helm/v3/pkg/chartutil helm.sh/helm/v3/pkg/lint/rules; do
     helm_ldflags+=" -X $pkg.k8sVersionMajor=1 -X $pkg.k8sVersionMinor=$helm_k8s_minor"
 done
 
+# As Prometheus' promu does: version and build information for /api/v2/status.
+am_ldflags="-s -w"
+for kv in "Version=${alertmanager#v}" Revision=unknown Branch=HEAD BuildUser=alert-contacts BuildDate=19700101-00:00:00; do
+    am_ldflags+=" -X github.com/prometheus/common/version.$kv"
+done
+
 # build <module dir> <binary name> <version> <ldflags> <package>
 build() {
     local dir="$1" name="$2" version="$3" ldflags="$4" pkg="$5"
     local key
-    key="$(cat "$dir/go.mod" "$dir/go.sum" "$here/build.sh" | sha256sum | cut -c1-12)"
+    key="$( (cat "$dir/go.mod" "$dir/go.sum" "$dir"/*.go 2>/dev/null; echo "$name $version $ldflags $pkg") \
+        | sha256sum | cut -c1-12)"
     local out="$cache/bin/$name-$version-$key"
     if [[ ! -x "$out" ]]; then
         echo "building $name $version (cached as $out)" >&2
-        (cd "$dir" && go build -trimpath -ldflags "$ldflags" -o "$out.tmp" "$pkg")
-        mv "$out.tmp" "$out"
+        (cd "$dir" && go build -trimpath -ldflags "$ldflags" -o "$out.tmp.$$" "$pkg")
+        mv "$out.tmp.$$" "$out"
     fi
     ln -sf "$out" "$repo/bin/$name"
 }
 
 export GOFLAGS="${GOFLAGS:--buildvcs=false} -mod=readonly"
 build "$here/kube" kube-apiserver "$k8s" "$k8s_ldflags" k8s.io/kubernetes/cmd/kube-apiserver
+build "$here/kube" kube-controller-manager "$k8s" "$k8s_ldflags" \
+    k8s.io/kubernetes/cmd/kube-controller-manager
 build "$here/kube" kubectl "$k8s" "$k8s_ldflags" k8s.io/kubernetes/cmd/kubectl
 build "$here/etcd" etcd "$etcd" "-s -w" .
 build "$here/helm" helm "$helm" "$helm_ldflags" helm.sh/helm/v3/cmd/helm
-echo "control plane tools: kube-apiserver/kubectl $k8s, etcd $etcd, helm $helm in $repo/bin" >&2
+build "$here/alertmanager" alertmanager "$alertmanager" "$am_ldflags" \
+    github.com/prometheus/alertmanager/cmd/alertmanager
+echo "tools: kube-apiserver/kube-controller-manager/kubectl $k8s, etcd $etcd, helm $helm," \
+    "alertmanager $alertmanager in $repo/bin" >&2
