@@ -8,7 +8,8 @@ from typing import Any
 from alert_contacts.domain.records import ObjectRecord, record_of
 from alert_contacts.domain.types import ObjectRef
 from alert_contacts.domain.validation import validate_contact
-from alert_contacts.runtime.reconciler import Indices, Reconciler
+from alert_contacts.runtime.reconciler import Reconciler
+from alert_contacts.runtime.store import Store
 from alert_contacts.settings import Settings
 
 SETTINGS = Settings()
@@ -39,8 +40,9 @@ def contact(status: dict[str, Any] | None = None) -> ObjectRecord:
 
 def test_a_write_is_not_repeated_until_the_watch_shows_something_else() -> None:
     kube = RecordingKube()
-    contacts: dict[Any, list[ObjectRecord]] = {"alice": [contact()]}
-    reconciler = Reconciler(Indices(contacts, {}, {}, {}), SETTINGS, kube)  # type: ignore[arg-type]
+    store = Store(SETTINGS)
+    store.contacts[contact().ref] = contact()
+    reconciler = Reconciler(store, SETTINGS, kube)  # type: ignore[arg-type]
 
     async def passes() -> None:
         await reconciler.reconcile_once()
@@ -50,12 +52,12 @@ def test_a_write_is_not_repeated_until_the_watch_shows_something_else() -> None:
         await reconciler.reconcile_once()  # the watch has not echoed the write yet
         assert len(kube.patches) == 1 and len(kube.events) == 1
 
-        contacts["alice"] = [contact({"conditions": [{"type": "Ready", "status": "False",
-                                                      "reason": "Tampered"}]})]
+        store.contacts[contact().ref] = contact({"conditions": [
+            {"type": "Ready", "status": "False", "reason": "Tampered"}]})
         await reconciler.reconcile_once()  # someone else wrote status: put it right
         assert len(kube.patches) == 2
 
-        contacts["alice"] = [contact(written)]
+        store.contacts[contact().ref] = contact(written)
         await reconciler.reconcile_once()  # the echo of our write: nothing to do
         assert len(kube.patches) == 2
         assert reconciler._in_flight == {}

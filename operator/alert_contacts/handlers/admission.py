@@ -65,7 +65,7 @@ def _admit_claimant(
 ) -> None:
     reconciler = _reconciler(memo, kind)
     settings = reconciler.settings
-    secrets = reconciler.indices.secret_index()
+    secrets = reconciler.store.secret_index()
 
     def verdict_of(record: ObjectRecord) -> Verdict:
         if kind == "Contact":
@@ -85,7 +85,7 @@ def _admit_claimant(
         verdict_of(record_of(kind, old)) if old else None,
         record.ref,
         record.created if old and record.created else None,
-        reconciler.indices.candidates(settings, secrets),
+        reconciler.store.candidates(settings, secrets),
         settings.quota,
     )
     warnings.extend(decision.warnings)
@@ -104,7 +104,7 @@ def _admit_group(
     if reconciler.synced.is_set():
         record: ObjectRecord = record_of("ContactGroup", body)
         # Readiness does not matter for this warning: existence does.
-        existing = dict.fromkeys(reconciler.indices.claimant_refs(), True)
+        existing = dict.fromkeys(reconciler.store.claimant_refs(), True)
         group = evaluate_group(record.ref.namespace, record.spec, existing)
         if group.missing:
             warnings.append(

@@ -1,7 +1,7 @@
 """The reconcile loop: the authority on uniqueness, quota and group membership.
 
 Every watch event only marks the cluster dirty; one loop then recomputes the
-pure ``plan_status`` over everything the indexes hold and writes the
+pure ``plan_status`` over everything the store holds and writes the
 difference. Bursts coalesce (events arriving during a pass cause exactly one
 more pass), and a pass over objects that already agree writes nothing.
 """
@@ -11,63 +11,23 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Any
 
 from alert_contacts import metrics
-from alert_contacts.domain.conditions import now_rfc3339
-from alert_contacts.domain.plan import Plan, SecretIndex, StatusWrite, candidates, plan_status
-from alert_contacts.domain.records import ObjectRecord
-from alert_contacts.domain.types import Candidate, ObjectRef
+from alert_contacts.domain.plan import StatusWrite
 from alert_contacts.runtime.kube import Kube, describe_error
+from alert_contacts.runtime.store import SECRET, Record, SecretRecord, Store
 from alert_contacts.settings import Settings
 
 logger = logging.getLogger(__name__)
 
 
-def _values(index: Mapping[Any, Iterable[Any]]) -> Iterator[Any]:
-    for store in index.values():
-        yield from store
-
-
-@dataclass
-class Indices:
-    """Live views of kopf's indexes (kopf keeps them current from the watches)."""
-
-    contacts: Mapping[Any, Iterable[ObjectRecord]]
-    bots: Mapping[Any, Iterable[ObjectRecord]]
-    groups: Mapping[Any, Iterable[ObjectRecord]]
-    secrets: Mapping[Any, Iterable[dict[str, str]]]
-
-    def secret_index(self) -> SecretIndex:
-        return {key: next(iter(store)) for key, store in self.secrets.items()}
-
-    def candidates(self, settings: Settings, secrets: SecretIndex | None = None) -> list[Candidate]:
-        return candidates(
-            _values(self.contacts), _values(self.bots),
-            self.secret_index() if secrets is None else secrets, settings,
-        )
-
-    def claimant_refs(self) -> set[ObjectRef]:
-        """Every existing Contact and DingTalkBot, valid or not."""
-        return {r.ref for r in (*_values(self.contacts), *_values(self.bots))}
-
-    def plan(self, settings: Settings) -> Plan:
-        return plan_status(
-            list(_values(self.contacts)), list(_values(self.bots)), list(_values(self.groups)),
-            self.secret_index(), settings, now_rfc3339(),
-        )
-
-
 class Reconciler:
-    def __init__(self, indices: Indices, settings: Settings, kube: Kube) -> None:
-        self.indices = indices
+    def __init__(self, store: Store, settings: Settings, kube: Kube) -> None:
+        self.store = store
         self.settings = settings
         self.kube = kube
-        # Set once kopf's indexes hold the whole initial listing: before that, a
-        # pass (or an admission decision) would see a partial cluster.
-        self.synced = asyncio.Event()
         self._dirty = asyncio.Event()
         # Writes not yet seen back through the watch: (status seen, status written).
         # A pass that runs before the echo arrives, on the same stale status, would
@@ -76,6 +36,21 @@ class Reconciler:
         self._in_flight: dict[str, tuple[Mapping[str, Any], dict[str, Any]]] = {}
         # Since when a change has waited for a pass to finish (None: nothing waits).
         self._waiting_since: float | None = None
+
+    @property
+    def synced(self) -> asyncio.Event:
+        """Set once the store holds every kind's initial listing."""
+        return self.store.synced
+
+    def on_change(self, kind: str, old: Record | None, new: Record | None) -> None:
+        """The store's listener: any change of ours may change some status; a
+        Secret only matters where bots live."""
+        if kind == SECRET:
+            secret = new or old
+            assert isinstance(secret, SecretRecord)
+            if not self.store.has_bots_in(secret.namespace):
+                return
+        self.poke()
 
     def poke(self) -> None:
         if self._waiting_since is None:
@@ -105,7 +80,7 @@ class Reconciler:
 
     async def reconcile_once(self) -> None:
         started = time.perf_counter()
-        plan = self.indices.plan(self.settings)
+        plan = self.store.plan(self.settings)
         writes = [w for w in plan.writes if self._in_flight.get(w.uid) != (w.seen, w.desired)]
         pending = {w.uid for w in plan.writes}
         for uid in list(self._in_flight):
