@@ -22,6 +22,7 @@ import contextlib
 import datetime
 import json
 import logging
+import os
 from collections.abc import AsyncIterable, AsyncIterator, Mapping
 from typing import Any
 
@@ -66,7 +67,10 @@ async def load_client() -> k8s_client.ApiClient:
             client_configuration=configuration
         )
     except k8s_config.ConfigException:
-        await k8s_config.load_kube_config(client_configuration=configuration)
+        # The library reads KUBECONFIG when imported; read it now, when it is asked for.
+        await k8s_config.load_kube_config(
+            config_file=os.environ.get("KUBECONFIG"), client_configuration=configuration
+        )
     configuration.connection_pool_maxsize = CONNECTIONS
     api = k8s_client.ApiClient(configuration)
     api.user_agent = COMPONENT

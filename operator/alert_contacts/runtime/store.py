@@ -92,6 +92,11 @@ class Store:
         """The initial listing of ``kind`` is in; ``synced`` once all kinds are."""
         self._listed.add(kind)
         if self._listed.issuperset(KINDS) and not self.synced.is_set():
+            logger.info(
+                "listed every kind: %d contacts, %d DingTalk bots, %d contact groups, "
+                "%d Opaque Secrets", len(self.contacts), len(self.bots), len(self.groups),
+                len(self.secrets),
+            )
             self.synced.set()
 
     # -- taking in what the watches see --
