@@ -16,8 +16,8 @@ Part 2, scale (for each size N, settled Contacts; the quota raised above N):
   Contact): apply->Ready time, reconcile pass time and status writes;
   admission p50/p99 with N objects against the floor's no-op webhook.
 
-``--profile`` records the operator with py-spy while it syncs at the largest
-size and prints the top functions. Creating 50,000 Contacts takes minutes:
+``--profile`` records the operator with py-spy while it syncs (at each size)
+and prints the top functions. Creating 50,000 Contacts takes minutes:
 they are created by concurrent requests and kept across sizes.
 """
 
@@ -376,7 +376,8 @@ def top_of_profile(raw: Path, lines: int = 15) -> list[str]:
 
 
 async def scale_part(kube: Kube, env: dict[str, str], work: Path, sizes: list[int],
-                     quota: int, profile: bool, edits: int) -> list[dict[str, Any]]:
+                     quota: int, profile: bool, edits: int, admissions: int
+                     ) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     have = 0
     ours = ["alert_contacts", "--health-port={health}", "--metrics-port={metrics}",
@@ -431,7 +432,7 @@ async def scale_part(kube: Kube, env: dict[str, str], work: Path, sizes: list[in
         row["list_s"], before = await plain_list(kube, NS_SCALE)
         process = Process(ours, work / f"restart-{n}.log", env)
         spy = None
-        if profile and n == sizes[-1]:
+        if profile:
             spy = subprocess.Popen(
                 [str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(process.proc.pid), "--rate", "50",
                  "--format", "raw", "--output", str(work / f"profile-{n}.txt"),
@@ -456,7 +457,7 @@ async def scale_part(kube: Kube, env: dict[str, str], work: Path, sizes: list[in
         row["rss_mb"] = process.rss_mb()
         _, after = await plain_list(kube, NS_SCALE)
         row["restart_writes"] = sum(1 for name, rv in before.items() if after.get(name) != rv)
-        dry = [contact(f"dry-{n}-{i}", 600_000 + i, NS_SCALE) for i in range(200)]
+        dry = [contact(f"dry-{n}-{i}", 600_000 + i, NS_SCALE) for i in range(admissions)]
         row["admission_ms"] = p50_p99(await create_all(kube, dry, concurrency=10, dry_run=True))
         process.stop()
         await drop_webhook(kube, OURS_WEBHOOK)
@@ -538,7 +539,7 @@ async def main_async(args: argparse.Namespace) -> None:
         latency = await latency_part(kube, env, work, quota, args.sequential, args.burst)
         print("  latency part: done", flush=True)
         rows = await scale_part(kube, env, work, sorted(args.sizes), quota, args.profile,
-                                args.edits)
+                                args.edits, args.admissions)
         report(latency, rows, os.cpu_count() or 0)
     finally:
         await kube.close()
@@ -554,8 +555,10 @@ def main() -> None:
     parser.add_argument("--burst", type=int, default=300,
                         help="creates by 10 concurrent clients, for apply->Ready")
     parser.add_argument("--edits", type=int, default=20, help="watch events timed per size")
+    parser.add_argument("--admissions", type=int, default=200,
+                        help="dry-run creates (10 concurrent) timed per size")
     parser.add_argument("--profile", action="store_true",
-                        help="py-spy the operator while it syncs at the largest size")
+                        help="py-spy the operator while it syncs, at every size")
     asyncio.run(main_async(parser.parse_args()))
 
 

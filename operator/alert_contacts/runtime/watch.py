@@ -30,6 +30,7 @@ from alert_contacts.runtime.store import BOT, CONTACT, GROUP_KIND, SECRET, Key, 
 logger = logging.getLogger(__name__)
 
 PAGE_SIZE = 500
+YIELD_EVERY = 50  # objects taken in between two yields to the event loop
 # The API server ends each watch after this long; the client reconnects from
 # the last resourceVersion it saw (bookmarks keep that one fresh).
 WATCH_SECONDS = 300
@@ -138,33 +139,51 @@ class Watcher:
         )
         return delay
 
+    async def _page(self, continue_token: str | None) -> Mapping[str, Any]:
+        query = self._query(limit=self.page_size)
+        if continue_token:
+            query["continue"] = continue_token
+        try:
+            page = await self.api.request("GET", self.resource.path, query=query)
+        except ApiError as e:
+            if e.status == 410:  # the continue token expired mid-listing
+                raise Gone from None
+            raise
+        return page if isinstance(page, Mapping) else {}
+
     async def list_all(self) -> str:
         """List every object of the kind in pages into the store; the listing's
-        resourceVersion, to watch from."""
+        resourceVersion, to watch from.
+
+        The next page is fetched while this one is taken in (validating a
+        Contact costs about as much as the API server takes to send it), and
+        the loop is yielded to every few objects so that probes and admission
+        keep answering during a long listing.
+        """
         keys: set[Key] = set()
-        continue_token: str | None = None
-        while True:
-            query = self._query(limit=self.page_size)
-            if continue_token:
-                query["continue"] = continue_token
-            try:
-                page = await self.api.request("GET", self.resource.path, query=query)
-            except ApiError as e:
-                if e.status == 410:  # the continue token expired mid-listing
-                    raise Gone from None
-                raise
-            page = page if isinstance(page, Mapping) else {}
-            items = page.get("items")
-            for item in items if isinstance(items, list) else []:
-                if isinstance(item, Mapping) and _identity(item):
-                    keys.add(self.store.put(self.kind, item))
-                else:
-                    logger.warning("skipped a malformed %s in a listing", self.kind)
-            meta = page.get("metadata")
-            meta = meta if isinstance(meta, Mapping) else {}
-            continue_token = meta.get("continue") or None
-            if continue_token is None:
-                break
+        fetching = asyncio.ensure_future(self._page(None))
+        try:
+            while True:
+                page = await fetching
+                meta = page.get("metadata")
+                meta = meta if isinstance(meta, Mapping) else {}
+                continue_token = meta.get("continue") or None
+                if continue_token is not None:
+                    fetching = asyncio.ensure_future(self._page(continue_token))
+                items = page.get("items")
+                for count, item in enumerate(items if isinstance(items, list) else [], 1):
+                    if isinstance(item, Mapping) and _identity(item):
+                        keys.add(self.store.put(self.kind, item))
+                    else:
+                        logger.warning("skipped a malformed %s in a listing", self.kind)
+                    if count % YIELD_EVERY == 0:
+                        await asyncio.sleep(0)
+                if continue_token is None:
+                    break
+        finally:
+            if fetching.done() and not fetching.cancelled():
+                fetching.exception()  # retrieved: a failed prefetch is not logged as lost
+            fetching.cancel()
         self.store.retain_only(self.kind, keys)
         self.lists += 1
         self.store.mark_listed(self.kind)
