@@ -63,3 +63,20 @@ def test_a_write_is_not_repeated_until_the_watch_shows_something_else() -> None:
         assert reconciler._in_flight == {}
 
     asyncio.run(passes())
+
+
+def test_store_changes_wake_the_reconciler_and_secrets_only_where_bots_live() -> None:
+    store = Store(SETTINGS)
+    reconciler = Reconciler(store, SETTINGS, RecordingKube())  # type: ignore[arg-type]
+    store.listen(reconciler.on_change)
+    secret = {"metadata": {"name": "hook", "namespace": "b"}, "type": "Opaque",
+              "data": {"url": "aHR0cHM6Ly94"}}
+
+    store.put("Secret", secret)  # no bot in namespace b: nothing to recompute
+    assert not reconciler._dirty.is_set()
+    store.put("DingTalkBot", {"metadata": {"name": "bot", "namespace": "b", "uid": "u2"},
+                              "spec": {"webhook": {"secretRef": {"name": "hook", "key": "url"}}}})
+    assert reconciler._dirty.is_set()
+    reconciler._dirty.clear()
+    store.delete("Secret", secret)  # a bot there now depends on it
+    assert reconciler._dirty.is_set()

@@ -136,3 +136,17 @@ def test_reads_for_reconcile_and_admission() -> None:
     assert plan.ready == {ObjectRef("Contact", "a", "alice"): True,
                           ObjectRef("Contact", "b", "bob"): False}
     assert len(plan.writes) == 3
+
+
+def test_equal_conditions_are_shared_between_records() -> None:
+    store = Store(Settings())
+    ready = {"type": "Ready", "status": "True", "reason": "Accepted", "message": "ok",
+             "observedGeneration": 1, "lastTransitionTime": "2026-01-01T00:00:00Z"}
+    store.put("Contact", body("a", status={"conditions": [dict(ready)]}))
+    store.put("Contact", body("b", status={"conditions": [dict(ready)],
+                                           "normalized": {"email": "b@example.com"}}))
+    a, b = (store.contacts[ObjectRef("Contact", "a", n)] for n in ("a", "b"))
+    assert a.status["conditions"][0] is b.status["conditions"][0]
+    assert a.status["conditions"][0] == ready
+    assert b.status["normalized"] == {"email": "b@example.com"}
+    assert a.ref.namespace is b.ref.namespace and a.created is b.created

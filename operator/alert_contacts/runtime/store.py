@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -45,6 +46,36 @@ logger = logging.getLogger(__name__)
 
 CONTACT, BOT, GROUP_KIND, SECRET = "Contact", "DingTalkBot", "ContactGroup", "Secret"
 KINDS = (CONTACT, BOT, GROUP_KIND, SECRET)
+# Memory at 50,000 objects: statuses repeat the same conditions (type, reason,
+# message, time) and JSON parsing makes a new copy of each for every object.
+# Flat mappings of short values are shared between records instead; the
+# cache of shared ones is dropped (not the sharing) when it grows this large.
+SHARED_LIMIT = 50_000
+SHORT = 64
+
+
+class _Sharer:
+    """Equal flat dicts (conditions) and short strings become one shared, read-only copy."""
+
+    def __init__(self) -> None:
+        self._dicts: dict[tuple[tuple[str, Any], ...], dict[str, Any]] = {}
+
+    def __call__(self, value: Any) -> Any:
+        if isinstance(value, str):
+            return sys.intern(value) if len(value) <= SHORT else value
+        if isinstance(value, list):
+            return [self(v) for v in value]
+        if not isinstance(value, dict):
+            return value
+        items = tuple((sys.intern(str(k)), self(v)) for k, v in value.items())
+        if not all(isinstance(v, str | int | float | bool | None) for _, v in items):
+            return dict(items)
+        shared = self._dicts.get(items)
+        if shared is None:
+            if len(self._dicts) >= SHARED_LIMIT:
+                self._dicts.clear()
+            shared = self._dicts[items] = dict(items)
+        return shared
 
 
 @dataclass(frozen=True)
@@ -72,6 +103,7 @@ class Store:
         self._bots_per_namespace: Counter[str] = Counter()
         self._listeners: list[Listener] = []
         self._listed: set[str] = set()
+        self._share = _Sharer()
         # Set once every kind's initial listing is in the store: before that, a
         # reconcile pass or an admission decision would see a partial cluster.
         self.synced = asyncio.Event()
@@ -112,6 +144,7 @@ class Store:
             return SecretRecord(
                 str(meta.get("namespace", "")), str(meta.get("name", "")), secret_data(body)
             )
+        body = self._shared_parts(body)
         record = record_of(kind, body)
         if kind != CONTACT:
             return record
@@ -123,6 +156,19 @@ class Store:
         else:
             verdict = validate_contact(record.spec, self.settings)
         return record_of(kind, body, verdict)
+
+    def _shared_parts(self, body: Mapping[str, Any]) -> Mapping[str, Any]:
+        """``body`` with its status, namespace and creation time shared where equal."""
+        meta, status = body.get("metadata"), body.get("status")
+        shared = dict(body)
+        if isinstance(status, dict):
+            shared["status"] = self._share(status)
+        if isinstance(meta, Mapping):
+            shared["metadata"] = {**meta, **{
+                key: sys.intern(meta[key]) for key in ("namespace", "creationTimestamp")
+                if isinstance(meta.get(key), str)
+            }}
+        return shared
 
     def put(self, kind: str, body: Mapping[str, Any]) -> Key:
         """An object was added or modified; returns what the store keys it by."""
