@@ -48,33 +48,42 @@ CONTACT, BOT, GROUP_KIND, SECRET = "Contact", "DingTalkBot", "ContactGroup", "Se
 KINDS = (CONTACT, BOT, GROUP_KIND, SECRET)
 # Memory at 50,000 objects: statuses repeat the same conditions (type, reason,
 # message, time) and JSON parsing makes a new copy of each for every object.
-# Flat mappings of short values are shared between records instead; the
-# cache of shared ones is dropped (not the sharing) when it grows this large.
+# Equal conditions are shared between records instead; the cache of shared
+# ones is dropped (not the sharing) when it grows this large.
 SHARED_LIMIT = 50_000
-SHORT = 64
 
 
 class _Sharer:
-    """Equal flat dicts (conditions) and short strings become one shared, read-only copy."""
+    """One shared, read-only copy of equal conditions; status keys interned."""
 
     def __init__(self) -> None:
-        self._dicts: dict[tuple[tuple[str, Any], ...], dict[str, Any]] = {}
+        self._conditions: dict[tuple[tuple[str, Any], ...], dict[str, Any]] = {}
 
-    def __call__(self, value: Any) -> Any:
-        if isinstance(value, str):
-            return sys.intern(value) if len(value) <= SHORT else value
-        if isinstance(value, list):
-            return [self(v) for v in value]
-        if not isinstance(value, dict):
-            return value
-        items = tuple((sys.intern(str(k)), self(v)) for k, v in value.items())
-        if not all(isinstance(v, str | int | float | bool | None) for _, v in items):
-            return dict(items)
-        shared = self._dicts.get(items)
+    def status(self, status: Mapping[str, Any]) -> dict[str, Any]:
+        shared: dict[str, Any] = {}
+        for key, value in status.items():
+            if isinstance(value, list) and key == "conditions":
+                value = [self._condition(c) for c in value]
+            elif isinstance(value, dict):
+                value = {sys.intern(str(k)): v for k, v in value.items()}
+            shared[sys.intern(str(key))] = value
+        return shared
+
+    def _condition(self, condition: Any) -> Any:
+        if not isinstance(condition, dict):
+            return condition
+        key = tuple(condition.items())
+        try:
+            shared = self._conditions.get(key)
+        except TypeError:  # a nested value: not a condition worth sharing
+            return condition
         if shared is None:
-            if len(self._dicts) >= SHARED_LIMIT:
-                self._dicts.clear()
-            shared = self._dicts[items] = dict(items)
+            if len(self._conditions) >= SHARED_LIMIT:
+                self._conditions.clear()
+            shared = self._conditions[key] = {
+                sys.intern(str(k)): sys.intern(v) if isinstance(v, str) else v
+                for k, v in condition.items()
+            }
         return shared
 
 
@@ -162,7 +171,7 @@ class Store:
         meta, status = body.get("metadata"), body.get("status")
         shared = dict(body)
         if isinstance(status, dict):
-            shared["status"] = self._share(status)
+            shared["status"] = self._share.status(status)
         if isinstance(meta, Mapping):
             shared["metadata"] = {**meta, **{
                 key: sys.intern(meta[key]) for key in ("namespace", "creationTimestamp")
