@@ -61,6 +61,8 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     if options.metrics_port:
         metrics.serve(options.metrics_port)
 
+    # The operator's one API client; ``memo.kube.request`` serves any call beyond
+    # watches, status and Events (a Lease, for instance).
     memo.kube = Kube(await load_client())
     store = Store(options.settings)
     memo.reconciler = Reconciler(store, options.settings, memo.kube)
