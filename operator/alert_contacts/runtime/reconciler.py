@@ -80,7 +80,9 @@ class Reconciler:
 
     async def reconcile_once(self) -> None:
         started = time.perf_counter()
-        plan = self.store.plan(self.settings)
+        # A whole-cluster plan takes seconds at tens of thousands of objects: it runs
+        # in a worker thread so that probes and admission keep answering meanwhile.
+        plan = await asyncio.to_thread(self.store.plan, self.settings)
         writes = [w for w in plan.writes if self._in_flight.get(w.uid) != (w.seen, w.desired)]
         pending = {w.uid for w in plan.writes}
         for uid in list(self._in_flight):
