@@ -17,5 +17,7 @@ async def bots_index(body: kopf.Body, **_: Any) -> dict[ObjectRef, ObjectRecord]
 
 
 @kopf.on.event(GROUP, VERSION, "dingtalkbots")
-async def bot_changed(memo: kopf.Memo, **_: Any) -> None:
-    memo.reconciler.poke()
+async def bot_changed(
+    body: kopf.Body, type: str | None, memo: kopf.Memo, **_: Any
+) -> None:
+    memo.reconciler.observe("DingTalkBot", body, deleted=type == "DELETED")

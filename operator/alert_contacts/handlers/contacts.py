@@ -21,5 +21,7 @@ async def contacts_index(
 
 
 @kopf.on.event(GROUP, VERSION, "contacts")
-async def contact_changed(memo: kopf.Memo, **_: Any) -> None:
-    memo.reconciler.poke()
+async def contact_changed(
+    body: kopf.Body, type: str | None, memo: kopf.Memo, **_: Any
+) -> None:
+    memo.reconciler.observe("Contact", body, deleted=type == "DELETED")

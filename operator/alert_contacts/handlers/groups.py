@@ -17,5 +17,7 @@ async def groups_index(body: kopf.Body, **_: Any) -> dict[ObjectRef, ObjectRecor
 
 
 @kopf.on.event(GROUP, VERSION, "contactgroups")
-async def group_changed(memo: kopf.Memo, **_: Any) -> None:
-    memo.reconciler.poke()
+async def group_changed(
+    body: kopf.Body, type: str | None, memo: kopf.Memo, **_: Any
+) -> None:
+    memo.reconciler.observe("ContactGroup", body, deleted=type == "DELETED")

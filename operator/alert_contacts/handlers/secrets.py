@@ -28,8 +28,7 @@ async def secrets_index(
 
 @kopf.on.event("", "v1", "secrets", when=_is_opaque)
 async def secret_changed(
-    memo: kopf.Memo, namespace: str, bots_index: kopf.Index[Any, Any], **_: Any
+    body: kopf.Body, type: str | None, memo: kopf.Memo, **_: Any
 ) -> None:
-    # Only namespaces with bots matter; a pass that changes nothing writes nothing.
-    if any(ref.namespace == namespace for ref in bots_index):
-        memo.reconciler.poke()
+    # The engine re-decides only the bots that read this Secret.
+    memo.reconciler.observe("Secret", body, deleted=type == "DELETED")

@@ -79,7 +79,7 @@ async def indexes_complete(memo: kopf.Memo, **_: Any) -> None:
     """kopf runs no resource handler until every index holds its initial listing,
     and a cluster always has namespaces: the first namespace event marks our
     view complete, for the reconciler and for admission."""
-    memo.reconciler.synced.set()
+    memo.reconciler.indexes_complete()
 
 
 # A change waiting this long for a reconcile pass means the loop is stuck.
