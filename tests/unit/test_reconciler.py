@@ -28,36 +28,81 @@ class RecordingKube:
         self.events.append((ref, reason))
 
 
+def body(name: str, email: str, status: dict[str, Any] | None = None,
+         created: str = "2026-01-01T00:00:00Z", generation: int = 1) -> dict[str, Any]:
+    return {
+        "metadata": {"name": name, "namespace": "a", "uid": f"u-{name}", "generation": generation,
+                     "creationTimestamp": created},
+        "spec": {"email": email}, "status": status or {},
+    }
+
+
 def contact(status: dict[str, Any] | None = None) -> ObjectRecord:
     spec = {"email": "alice@example.com"}
-    return record_of("Contact", {
-        "metadata": {"name": "alice", "namespace": "a", "uid": "u1", "generation": 1,
-                     "creationTimestamp": "2026-01-01T00:00:00Z"},
-        "spec": spec, "status": status or {},
-    }, validate_contact(spec, SETTINGS))
+    return record_of("Contact", body("alice", spec["email"], status),
+                     validate_contact(spec, SETTINGS))
 
 
 def test_a_write_is_not_repeated_until_the_watch_shows_something_else() -> None:
     kube = RecordingKube()
     contacts: dict[Any, list[ObjectRecord]] = {"alice": [contact()]}
     reconciler = Reconciler(Indices(contacts, {}, {}, {}), SETTINGS, kube)  # type: ignore[arg-type]
+    ref = ObjectRef("Contact", "a", "alice")
 
     async def passes() -> None:
+        reconciler.indexes_complete()
         await reconciler.reconcile_once()
         assert len(kube.patches) == 1 and len(kube.events) == 1
         written = kube.patches[0][1]["status"]
+        assert [c["key"] for c in written["claims"]] == ["email"]
+        assert written["eligibleSince"] == written["claims"][0]["since"]
 
-        await reconciler.reconcile_once()  # the watch has not echoed the write yet
+        reconciler.mark({ref})  # re-planned before the watch echoed the write
+        await reconciler.reconcile_once()
         assert len(kube.patches) == 1 and len(kube.events) == 1
 
-        contacts["alice"] = [contact({"conditions": [{"type": "Ready", "status": "False",
-                                                      "reason": "Tampered"}]})]
+        reconciler.observe("Contact", body("alice", "alice@example.com", {
+            "conditions": [{"type": "Ready", "status": "False", "reason": "Tampered"}]}))
         await reconciler.reconcile_once()  # someone else wrote status: put it right
         assert len(kube.patches) == 2
+        assert kube.patches[1][1]["status"]["claims"] == written["claims"]
 
-        contacts["alice"] = [contact(written)]
+        reconciler.observe("Contact", body("alice", "alice@example.com", written))
         await reconciler.reconcile_once()  # the echo of our write: nothing to do
         assert len(kube.patches) == 2
         assert reconciler._in_flight == {}
+
+    asyncio.run(passes())
+
+
+def test_a_pass_writes_only_what_a_change_touched() -> None:
+    kube = RecordingKube()
+    reconciler = Reconciler(Indices({}, {}, {}, {}), SETTINGS, kube)  # type: ignore[arg-type]
+
+    async def passes() -> None:
+        reconciler.indexes_complete()
+        for i in range(50):
+            reconciler.observe("Contact", body(f"c{i}", f"c{i}@example.com"))
+        await reconciler.reconcile_once()
+        assert len(kube.patches) == 50
+        for ref, patch in list(kube.patches):  # the watch echoes every write
+            reconciler.observe("Contact", body(ref.name, f"{ref.name}@example.com",
+                                               patch["status"]))
+        await reconciler.reconcile_once()
+        assert len(kube.patches) == 50  # zero writes over unchanged objects
+
+        # A new object taking c7's email: only it is written (c7 keeps the email).
+        reconciler.observe("Contact", body("late", "c7@example.com",
+                                           created="2026-02-01T00:00:00Z"))
+        await reconciler.reconcile_once()
+        assert [ref.name for ref, _ in kube.patches[50:]] == ["late"]
+        status = kube.patches[50][1]["status"]
+        assert status["conditions"][0]["reason"] == "DuplicateEmail"
+
+        # c7 deleted: c7's claimant "late" is promoted; nobody else is written.
+        reconciler.observe("Contact", body("c7", "c7@example.com"), deleted=True)
+        await reconciler.reconcile_once()
+        assert [ref.name for ref, _ in kube.patches[51:]] == ["late"]
+        assert kube.patches[51][1]["status"]["conditions"][0]["reason"] == "Accepted"
 
     asyncio.run(passes())
