@@ -5,14 +5,13 @@ from __future__ import annotations
 import random
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from alert_contacts.domain.decisions import (
     Decision,
     claim_owners,
     decide,
-    describe_claim,
     owner_of,
     sort_key,
 )
