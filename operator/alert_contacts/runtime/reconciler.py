@@ -35,6 +35,9 @@ from alert_contacts.settings import Settings
 
 logger = logging.getLogger(__name__)
 
+# Refs planned between two yields to the event loop (about 50 ms of work).
+PLAN_CHUNK = 1000
+
 
 def _values(index: Mapping[Any, Iterable[Any]]) -> Iterator[Any]:
     for store in index.values():
@@ -176,8 +179,14 @@ class Reconciler:
 
     async def reconcile_once(self) -> None:
         started = time.perf_counter()
-        refs, self._dirty_refs = self._dirty_refs, set()
-        writes = self.plan(refs)
+        refs, self._dirty_refs = sorted(self._dirty_refs), set()
+        writes: list[StatusWrite] = []
+        for start in range(0, len(refs), PLAN_CHUNK):
+            if start:
+                # A first pass over 50,000 objects plans for seconds: let admission
+                # requests and watch events in between (they mark refs dirty again).
+                await asyncio.sleep(0)
+            writes += self.plan(refs[start:start + PLAN_CHUNK])
         results = await asyncio.gather(*(self._write(w) for w in writes), return_exceptions=True)
         failed = [w for w, r in zip(writes, results, strict=True) if isinstance(r, BaseException)]
         for write, result in zip(writes, results, strict=True):
