@@ -585,9 +585,9 @@ def test_secrets_are_read_as_the_operator_reads_them(tmp_path: Path) -> None:
     assert lines[0] == (f"{path}:16: error: DingTalkBot team-a/b: spec.webhook.secretRef: the "
                         f"webhook URL in Secret 's' key 'password': {unusable} [InvalidSpec]")
     assert lines[1] == (f"{path}:22: error: DingTalkBot team-a/c: spec.webhook.secretRef: Secret "
-                        "'tls' key 'url' not found in this namespace (create the Secret or add "
-                        "the key); Secret 'tls' in the files has type 'kubernetes.io/tls', and "
-                        "the operator reads only Opaque Secrets [SecretNotFound]")
+                        "'tls' in this namespace has type 'kubernetes.io/tls'; the operator "
+                        "reads webhook URLs and signing secrets only from Secrets of type "
+                        "'Opaque' (create an Opaque Secret of that name instead) [SecretNotFound]")
     assert len(lines) == 2
 
 
