@@ -531,7 +531,7 @@ def test_a_spec_that_is_not_an_object_is_refused_not_raised(spec: object) -> Non
         assert verdict.message == "spec: must be an object"
 
 
-# ---------------------------------------------------------------- credentials, whatever the spelling
+# ---------------------------------------------------------------- credentials, any spelling
 
 # The token in every place and spelling a pasted or hostile URL may carry it.
 TOKEN_PLACES = [
