@@ -134,12 +134,19 @@ def test_table_has_ready_and_reason_columns_and_dashes_for_nothing() -> None:
     assert lines[0].split() == ["KIND", "NAME", "DISPLAY", "NAME", "MOBILE", "EMAIL", "READY",
                                 "REASON", "AGE"]
     assert lines[1].split()[:2] == ["Contact", "alice"]  # sorted by name
-    assert "+86 138 0013 8000" in lines[1] and lines[1].split()[-3:] == ["True", "Accepted", "10m"]
+    assert lines[1].split()[-5:] == [
+        "+8613800138000", "alice@example.com", "True", "Accepted", "10m"]  # normalised keys
     assert lines[2].split()[:2] == ["DingTalkBot", "oncall-robot"]
     assert lines[2].split()[-5:] == ["-", "-", "-", "-", "-"]
     # columns line up: every row's READY starts where the header's does
     column = lines[0].index("READY")
     assert lines[1][column:].startswith("True") and lines[2][column:].startswith("-")
+
+
+def test_table_shows_keys_as_written_until_normalised_and_names_for_blank_display_names() -> None:
+    fresh = contact("carol", displayName=" ", mobile="139 0013 9001", email="Carol@Example.com")
+    cells = render.row(fresh, NOW)
+    assert cells[1:5] == ("carol", "carol", "139 0013 9001", "Carol@Example.com")
 
 
 def test_all_namespaces_adds_the_namespace_column() -> None:
