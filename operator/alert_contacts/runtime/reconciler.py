@@ -1,15 +1,12 @@
 """The reconcile loop: the authority on uniqueness, quota and group membership.
 
-Every watched change goes through ``apply(kind, old, new)`` into the decision
+Every change the store takes in (``runtime.store``: the initial listing, then
+each watch event) goes through ``apply(kind, old, new)`` into the decision
 engine (``domain.engine``), which returns the refs whose desired status may
 have changed; those are marked dirty and woken up. One loop then writes the
 difference for the dirty refs only. Bursts coalesce (changes arriving during
 a pass cause exactly one more pass), and a pass over objects that already
 agree writes nothing.
-
-Until the watches feed ``apply`` directly, kopf's indexes hold the initial
-listing: ``seed`` loads them into the engine once, when they are complete,
-and the kopf event handlers pass each later change to ``observe``.
 """
 
 from __future__ import annotations
@@ -18,19 +15,17 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from alert_contacts import metrics
 from alert_contacts.domain.conditions import now_rfc3339
-from alert_contacts.domain.engine import SECRET, DecisionEngine
-from alert_contacts.domain.plan import Plan, SecretIndex, StatusWrite
-from alert_contacts.domain.records import ObjectRecord, record_of, secret_data
+from alert_contacts.domain.engine import DecisionEngine
+from alert_contacts.domain.plan import Plan, StatusWrite
 from alert_contacts.domain.tenure import precise_now
 from alert_contacts.domain.types import ObjectRef
-from alert_contacts.domain.validation import validate_contact
 from alert_contacts.runtime.kube import Kube, describe_error
+from alert_contacts.runtime.store import Record, Store
 from alert_contacts.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -39,34 +34,12 @@ logger = logging.getLogger(__name__)
 PLAN_CHUNK = 1000
 
 
-def _values(index: Mapping[Any, Iterable[Any]]) -> Iterator[Any]:
-    for store in index.values():
-        yield from store
-
-
-@dataclass
-class Indices:
-    """Live views of kopf's indexes (kopf keeps them current from the watches): the
-    initial listing the engine is seeded from."""
-
-    contacts: Mapping[Any, Iterable[ObjectRecord]]
-    bots: Mapping[Any, Iterable[ObjectRecord]]
-    groups: Mapping[Any, Iterable[ObjectRecord]]
-    secrets: Mapping[Any, Iterable[dict[str, str]]]
-
-    def secret_index(self) -> SecretIndex:
-        return {key: next(iter(store)) for key, store in self.secrets.items()}
-
-
 class Reconciler:
-    def __init__(self, indices: Indices, settings: Settings, kube: Kube) -> None:
-        self.indices = indices
+    def __init__(self, store: Store, settings: Settings, kube: Kube) -> None:
+        self.store = store
         self.settings = settings
         self.kube = kube
         self.engine = DecisionEngine(settings)
-        # Set once the engine holds the whole initial listing: before that, a
-        # pass (or an admission decision) would see a partial cluster.
-        self.synced = asyncio.Event()
         self._dirty = asyncio.Event()
         self._dirty_refs: set[ObjectRef] = set()
         # Writes not yet seen back through the watch: ref -> (status seen, status
@@ -83,42 +56,18 @@ class Reconciler:
 
     # ------------------------------------------------------------ changes in
 
-    def apply(self, kind: str, old: Any, new: Any) -> None:
-        """One watched change (a store's ``(kind, old, new)`` notice): feed the engine
-        and mark what it touched dirty. Quick, never blocks."""
+    @property
+    def synced(self) -> asyncio.Event:
+        """Set once the store (and so the engine) holds every kind's initial listing:
+        before that, a pass or an admission decision would see a partial cluster."""
+        return self.store.synced
+
+    def apply(self, kind: str, old: Record | None, new: Record | None) -> None:
+        """The store's listener: one change, fed to the engine; what it touched is
+        marked dirty. Quick, never blocks (the pass runs in ``run``)."""
         self.mark(self.engine.apply(kind, old, new))
 
-    def observe(self, kind: str, body: Mapping[str, Any], deleted: bool = False) -> None:
-        """A kopf watch event for ``body``; the engine's record is the old one."""
-        if kind == SECRET:
-            meta = body.get("metadata") or {}
-            namespace, name = str(meta.get("namespace", "")), str(meta.get("name", ""))
-            self.mark(self.engine.apply_secret(
-                namespace, name, None if deleted else secret_data(body)))
-            return
-        record = record_of(kind, body)
-        old = self.engine.record(record.ref)
-        if kind == "Contact" and not deleted:
-            # Validate once per spec, not again on the echo of a status write.
-            same = old is not None and old.verdict is not None and old.spec == record.spec
-            verdict = old.verdict if same and old is not None else None
-            record = record_of(kind, body, verdict or validate_contact(record.spec, self.settings))
-        self.apply(kind, old, None if deleted else record)
-
-    def seed(self) -> None:
-        """Load kopf's complete indexes into the engine (once, when they are complete)."""
-        for key, data in self.indices.secret_index().items():
-            self.engine.apply_secret(key[0], key[1], data)
-        for record in (*_values(self.indices.contacts), *_values(self.indices.bots),
-                       *_values(self.indices.groups)):
-            self.engine.apply_object(record)
-        self.mark(set(self.engine.refs()))
-
-    def indexes_complete(self) -> None:
-        """kopf's indexes hold the initial listing: seed the engine (once) and go."""
-        if not self.synced.is_set():
-            self.seed()
-            self.synced.set()
+    on_change = apply
 
     def mark(self, refs: Iterable[ObjectRef]) -> None:
         self._dirty_refs.update(refs)
