@@ -68,6 +68,7 @@ test: install tools lint ## the whole suite: lint, unit and e2e tests
 BENCH_ARGS ?=
 bench: install tools ## benchmarks with ratios against in-run baselines (not part of `make test`; BENCH_ARGS="--sizes 1000,10000,50000 --profile")
 	$(PY) -m bench.bench_plan
+	$(PY) -m bench.bench_engine
 	$(PY) -m bench.bench_cluster
 	$(PY) -m bench.bench_scale $(BENCH_ARGS)
 

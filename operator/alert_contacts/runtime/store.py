@@ -261,10 +261,7 @@ class Store:
         return {*self.contacts, *self.bots}
 
     def plan(self, settings: Settings) -> Plan:
-        """The whole-cluster plan. Safe to call from a worker thread while the
-        watches change the store: each copy below is one step under the GIL,
-        and records are immutable."""
         return plan_status(
             list(self.contacts.values()), list(self.bots.values()), list(self.groups.values()),
-            dict(self.secrets), settings, now_rfc3339(),
+            self.secrets, settings, now_rfc3339(),
         )
