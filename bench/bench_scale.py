@@ -84,6 +84,8 @@ def ratio(value: float, baseline: float) -> str:
 class Process:
     """An operator process (ours or the floor) with its log and ports."""
 
+    running: list[Process] = []  # stopped when the benchmark ends, however it ends
+
     def __init__(self, args: list[str], log: Path, env: dict[str, str]) -> None:
         self.log = log
         self.health_port = free_port()
@@ -96,6 +98,7 @@ class Process:
                 [sys.executable, "-m", *args], stdout=out, stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL, env=env, cwd=REPO,
             )
+        Process.running.append(self)
 
     def alive(self) -> None:
         if self.proc.poll() is not None:
@@ -138,7 +141,7 @@ class Process:
         if self.proc.poll() is None:
             self.proc.terminate()
             try:
-                self.proc.wait(30)
+                self.proc.wait(60)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(10)
@@ -588,6 +591,8 @@ async def main_async(args: argparse.Namespace) -> None:
                                 args.edits, args.admissions)
         report(latency, rows, os.cpu_count() or 0)
     finally:
+        for process in Process.running:
+            process.stop()
         await kube.close()
         controlplane.down(work / "cp")
 
