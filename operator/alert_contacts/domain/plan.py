@@ -18,7 +18,12 @@ from alert_contacts.domain.decisions import Decision, decide
 from alert_contacts.domain.groups import evaluate_group, group_status
 from alert_contacts.domain.records import ObjectRecord, secret_value
 from alert_contacts.domain.types import Candidate, NotOpaque, ObjectRef, Verdict
-from alert_contacts.domain.validation import scrub_personal_data, validate_bot, validate_contact
+from alert_contacts.domain.validation import (
+    display_name,
+    scrub_personal_data,
+    validate_bot,
+    validate_contact,
+)
 from alert_contacts.settings import Settings
 
 SecretIndex = Mapping[tuple[str, str], Mapping[str, str]]
@@ -102,6 +107,8 @@ def plan_status(
 
     def want(record: ObjectRecord, desired: dict[str, Any], reason: str) -> None:
         reasons[(record.ref.kind, reason)] += 1
+        # The Display Name column: metadata.name when spec.displayName is absent or blank.
+        desired = {**desired, "displayName": display_name(record.spec, record.ref.name)}
         patch = status_patch(record.status, desired, now=now)
         if patch is not None:
             writes.append(StatusWrite(
