@@ -66,7 +66,8 @@ def flux_health(obj: Mapping[str, Any]) -> str:
             continue
         try:
             result = cel.evaluate(exprs[key], context)
-        except RuntimeError:
+        except (RuntimeError, KeyError, TypeError, ValueError):
+            # cel-go: "no such key" / "no such attribute"; Flux keeps waiting.
             return "Unevaluable"
         if result is True:
             return verdict

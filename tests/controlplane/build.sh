@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Build the test control plane (kube-apiserver, kube-controller-manager,
 # kubectl, etcd, helm), the kstatus checker and Alertmanager from Go modules
-# with the machine's Go toolchain, cache the binaries outside the work tree keyed by what each one is
-# built from (its module's go.mod, go.sum and Go files, package and ldflags),
-# and link them into ./bin/.
+# with the machine's Go toolchain, cache the binaries outside the work tree
+# keyed by what each one is built from (its module's go.mod, go.sum and Go
+# files, package and ldflags), and link them into ./bin/.
 #
 # Everything comes from the Go module proxy: no release downloads, no images,
 # only a Go toolchain.
