@@ -170,6 +170,15 @@ def test_a_30000_byte_notification_is_split_between_alerts() -> None:
     )
 
 
+def test_split_messages_are_filled_before_a_new_one_starts() -> None:
+    result = render_dingtalk(many_alerts(200, 300), MENTIONS, SHANGHAI)
+    sizes = [m.size() for m in result.messages]
+    assert len(sizes) >= 3
+    # greedy packing: every message but the last was too full for the next alert
+    assert all(size > MAX_MESSAGE_BYTES - 1_500 for size in sizes[:-1])
+    assert max(sizes) <= MAX_MESSAGE_BYTES
+
+
 def test_an_alert_is_never_cut_between_two_messages() -> None:
     result = render_dingtalk(many_alerts(30, 1_000), [], SHANGHAI)
     for message in result.messages:

@@ -32,6 +32,9 @@ MAX_MESSAGE_BYTES = 20_000
 TRUNCATED_MARKER = " …(truncated: this alert is too long for one DingTalk message)"
 TEST_BANNER = "**[TEST]** This is a test message from alert-contacts-operator; no alert is firing."
 MAX_TITLE_CHARS = 100
+PART_RESERVE = 32
+"""Bytes kept free for the " (2/5)" part numbers in the title and heading of a split message."""
+SEPARATOR_BYTES = len(json.dumps("\n\n")) - 2
 MAX_VALUE_CHARS = 2_000
 """A label value is cut to this many characters in the default text (annotations are not:
 an alert too long for one message is truncated as a whole, with TRUNCATED_MARKER)."""
@@ -249,21 +252,32 @@ def _pack(
             pieces.append(footer)
         return DingTalkMessage(part_title, "\n\n".join(pieces), at_mobiles)
 
+    # Sizes add up: JSON escapes character by character, so the body's size is
+    # the empty message's plus, per piece, its escaped length and a separator's.
+    # That keeps packing linear in the number of alerts.
+    budget = MAX_MESSAGE_BYTES - PART_RESERVE
+    empty = compose(title, header, []).size()
     chunks: list[list[tuple[str, str]]] = []
     current: list[tuple[str, str]] = []
+    size = empty
     for block in blocks:
-        if current and compose(title, header, [*current, block]).size() > MAX_MESSAGE_BYTES:
+        added = _escaped_len(block[1]) + SEPARATOR_BYTES
+        if not current or current[-1][0] != block[0]:
+            added += _escaped_len(_section_heading(block[0], counts[block[0]])) + SEPARATOR_BYTES
+        if current and size + added > budget:
             chunks.append(current)
-            current = []
-        if not current:
+            current, size = [], empty
+        if not current:  # the first block of a message: measured whole, with its heading
             section, text = block
             alone = compose(title, header, [block])
             slack = 0
-            while alone.size() > MAX_MESSAGE_BYTES:
-                block = (section, _truncate_block(text, alone.size() - MAX_MESSAGE_BYTES + slack))
+            while alone.size() > budget:
+                block = (section, _truncate_block(text, alone.size() - budget + slack))
                 alone = compose(title, header, [block])
                 slack += 64  # JSON escaping of the cut text made it a little longer
+            added = alone.size() - empty
         current.append(block)
+        size += added
     if current or not chunks:
         chunks.append(current)
 
@@ -280,6 +294,11 @@ def _pack(
             message = compose(title, header, chunk)
         messages.append(message)
     return messages
+
+
+def _escaped_len(text: str) -> int:
+    """Bytes ``text`` takes inside a JSON string (without the quotes)."""
+    return len(json.dumps(text, ensure_ascii=False).encode()) - 2
 
 
 def _truncate_block(text: str, excess: int) -> str:
