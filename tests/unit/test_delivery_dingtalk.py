@@ -86,6 +86,18 @@ def test_duplicate_mentions_are_mentioned_once() -> None:
     assert message.text.count("@13900139000") == 1
 
 
+def test_a_mobile_that_is_not_e164_is_skipped_not_fatal() -> None:
+    mentions = ["13800138000", "+8613900139000"]
+    [message] = render_dingtalk(notification(), mentions, SHANGHAI).messages
+    assert message.at_mobiles == ("13900139000",)
+
+
+def test_description_lines_stay_lines() -> None:
+    alert = dict(FIRING_API, annotations={"description": "first line\nsecond line\n\n# third"})
+    [message] = render_dingtalk(notification(alerts=[alert]), [], SHANGHAI).messages
+    assert "first line\n\nsecond line\n\n\\# third" in message.text
+
+
 def test_no_mentions_means_no_at_line() -> None:
     [message] = render_dingtalk(notification(), [], SHANGHAI).messages
     assert message.at_mobiles == ()

@@ -89,6 +89,18 @@ def dingtalk_mobile(e164: str) -> str:
     return f"+{number.country_code}-{national}"
 
 
+def _mentionable(mentions: Sequence[str]) -> list[str]:
+    # Members' mobiles are normalised E.164 by validation; one that is not
+    # cannot be mentioned, and must not stop the message.
+    out = []
+    for mobile in mentions:
+        try:
+            out.append(dingtalk_mobile(mobile))
+        except ValueError:
+            continue
+    return out
+
+
 def _mention_line(at_mobiles: Sequence[str]) -> str:
     return " ".join(f"@{m}" for m in at_mobiles)
 
@@ -112,7 +124,7 @@ def render_dingtalk(
     sandboxed) replaces the default text; when it fails, the default is used
     and the error returned in ``template_error``.
     """
-    at_mobiles = tuple(dict.fromkeys(dingtalk_mobile(m) for m in mentions))
+    at_mobiles = tuple(dict.fromkeys(_mentionable(mentions)))
     title = _clip(("[TEST] " if test else "") + notification_title(notification), MAX_TITLE_CHARS)
     alerts = _ordered(notification.alerts)
     error: str | None = None
@@ -182,7 +194,9 @@ def _alert_block(alert: Alert, tz: tzinfo, external_url: str) -> str:
     if summary:
         paragraphs.append(f"> {_md(summary)}")
     if description and description != summary:
-        paragraphs.append(_md(description))
+        # Keep the description's own lines: runbooks and stack traces read badly as one.
+        lines_of = [_md(line) for line in description.splitlines() if line.strip()]
+        paragraphs.append("\n\n".join(lines_of))
     lines: list[str] = []
     shown = {k: v for k, v in sorted(alert.labels.items()) if k not in ("alertname", "severity")}
     if shown:
