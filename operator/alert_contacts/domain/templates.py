@@ -1,10 +1,10 @@
 """User templates: Jinja2 in a sandbox, output capped, errors returned, never raised.
 
-A template is untrusted input (it comes from a ConfigMap any namespace admin
-may edit), so it renders in Jinja2's SandboxedEnvironment (no access to
-Python internals), with undefined names as errors, bounded ``*``/``**``, a
-budget for range() across the whole rendering and a cap on the output. Whatever goes wrong comes back as text for the caller to fall
-back to the default rendering and report the error.
+A template is input from a ConfigMap, not code of the operator, so it renders
+in Jinja2's SandboxedEnvironment (no access to Python internals), with
+undefined names as errors, bounded ``*``/``**``, one budget for range() across
+the whole rendering and a cap on the output. Whatever goes wrong comes back as
+text for the caller to fall back to the default rendering and report the error.
 """
 
 from __future__ import annotations
