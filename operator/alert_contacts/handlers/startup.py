@@ -1,9 +1,9 @@
 """Operator startup: settings, the webhook server, the API client and the reconcile loop.
 
 Everything configurable is read here, once; nothing is read at import time.
-Peering is off (``standalone``): run exactly one replica (the chart's
-Deployment uses the Recreate strategy), because two reconcilers would race
-on status writes.
+kopf's peering is off (``standalone``): it pauses operators, it does not elect
+one. Every replica indexes and admits; the holder of a Lease reconciles
+(runtime/lease.py).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import kopf
 from alert_contacts import metrics
 from alert_contacts.runtime.certs import write_self_signed
 from alert_contacts.runtime.kube import Kube, load_client
+from alert_contacts.runtime.lease import leader_election
 from alert_contacts.runtime.options import RunOptions
 from alert_contacts.runtime.reconciler import Indices, Reconciler
 
@@ -65,7 +66,11 @@ async def configure(
         metrics.serve(options.metrics_port)
 
     indices = Indices(contacts_index, bots_index, groups_index, secrets_index)
-    memo.reconciler = Reconciler(indices, options.settings, Kube(load_client()))
+    api = load_client()
+    memo.leadership, memo.elector = leader_election(options.lease, api)
+    memo.reconciler = Reconciler(indices, options.settings, Kube(api), memo.leadership)
+    if memo.elector is not None:
+        memo.elector.start()
     memo.reconcile_task = asyncio.create_task(memo.reconciler.run(), name="reconcile loop")
     logger.info(
         "alert-contacts operator starting: quota %d, default region %s, DingTalk hosts %s, "
@@ -106,3 +111,5 @@ async def stop(memo: kopf.Memo, **_: Any) -> None:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
+    if memo.elector is not None:  # after the writers stopped: release for a quick handover
+        await memo.elector.stop()

@@ -21,6 +21,7 @@ from alert_contacts.domain.plan import Plan, SecretIndex, StatusWrite, candidate
 from alert_contacts.domain.records import ObjectRecord
 from alert_contacts.domain.types import Candidate, ObjectRef
 from alert_contacts.runtime.kube import Kube, describe_error
+from alert_contacts.runtime.lease import Leadership
 from alert_contacts.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -61,10 +62,13 @@ class Indices:
 
 
 class Reconciler:
-    def __init__(self, indices: Indices, settings: Settings, kube: Kube) -> None:
+    def __init__(self, indices: Indices, settings: Settings, kube: Kube,
+                 leadership: Leadership | None = None) -> None:
         self.indices = indices
         self.settings = settings
         self.kube = kube
+        # Only the Lease holder reconciles; the others keep indexes and admit.
+        self.leadership = leadership or Leadership.always("standalone")
         # Set once kopf's indexes hold the whole initial listing: before that, a
         # pass (or an admission decision) would see a partial cluster.
         self.synced = asyncio.Event()
@@ -83,14 +87,18 @@ class Reconciler:
         self._dirty.set()
 
     def stalled_for(self) -> float:
-        """Seconds a change has waited for a finished pass (0 when none waits)."""
-        return 0.0 if self._waiting_since is None else time.monotonic() - self._waiting_since
+        """Seconds a change has waited for a finished pass (0 when none waits or
+        when another replica leads, whose passes these are)."""
+        if self._waiting_since is None or not self.leadership.is_leader():
+            return 0.0
+        return time.monotonic() - self._waiting_since
 
     async def run(self) -> None:
         await self.synced.wait()
         logger.info("indexes are complete; reconciling all contacts, bots and groups")
         while True:
             await self._dirty.wait()
+            await self.leadership.wait()
             self._dirty.clear()
             waiting_since, self._waiting_since = self._waiting_since, None
             try:
@@ -127,6 +135,9 @@ class Reconciler:
             self.poke()
 
     async def _write(self, write: StatusWrite) -> None:
+        if not self.leadership.is_leader():  # fencing: the Lease was lost during the pass
+            self.poke()  # the next leader's pass (or ours, once leading again) writes it
+            return
         self._in_flight[write.uid] = (write.seen, write.desired)
         if not await self.kube.patch_status(write.ref, write.patch):
             return
