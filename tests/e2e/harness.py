@@ -59,6 +59,7 @@ def wait_until(
 class Cluster:
     kubeconfig: Path
     api: kubernetes.client.ApiClient
+    state: Path | None = None  # the control plane's directory (tests/controlplane/cluster.py)
 
     @property
     def custom(self) -> kubernetes.client.CustomObjectsApi:
