@@ -220,6 +220,8 @@ def chart_operator(
     role = the(docs, "ClusterRole", f"{RELEASE}-alert-contacts-operator")
     binding = the(docs, "ClusterRoleBinding")
     lease_role, lease_binding = the(docs, "Role"), the(docs, "RoleBinding")
+    (operator_container,) = the(docs, "Deployment")["spec"]["template"]["spec"]["containers"]
+    lease_args = [a for a in operator_container["args"] if a.startswith(("--lease", "--leader"))]
     service = the(docs, "Service")
     vwc = the(docs, "ValidatingWebhookConfiguration")
     tls = the(docs, "Secret")["data"]
@@ -251,7 +253,8 @@ def chart_operator(
     kubeconfig = token_kubeconfig(cluster, token, workdir / "kubeconfig")
     process = Operator(
         cluster, workdir / "operator.log",
-        args=["--webhook=service", f"--webhook-port={port}", f"--webhook-cert-dir={certs}"],
+        args=["--webhook=service", f"--webhook-port={port}", f"--webhook-cert-dir={certs}",
+              *lease_args],
         # The Lease lives in the Pod's namespace (the downward API sets it in the chart).
         env={"KUBECONFIG": str(kubeconfig), "POD_NAMESPACE": namespace},
     )
