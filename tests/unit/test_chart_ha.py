@@ -87,3 +87,8 @@ def test_webhook_answers_within_five_seconds_by_default() -> None:
     assert {h["timeoutSeconds"] for h in vwc["webhooks"]} == {5}
     assert {h["failurePolicy"] for h in vwc["webhooks"]} == {"Fail"}
 
+
+
+def test_a_terminating_replica_answers_until_its_endpoint_is_gone() -> None:
+    assert container(render())["lifecycle"] == {"preStop": {"sleep": {"seconds": 5}}}
+    assert "lifecycle" not in container(render("ha.shutdownDelaySeconds=0"))
