@@ -10,6 +10,7 @@ The session's own operator steps aside for each test.
 
 from __future__ import annotations
 
+import datetime
 import json
 import statistics
 import threading
@@ -172,7 +173,12 @@ def control_plane_outage(
         wait_until(f"the API server to serve again after {component} came back",
                    lambda: controlplane.is_ready(cluster.state), timeout=60, interval=0.2)
 
-        # Changes after the outage are admitted and decided: the replicas reconnected.
+        # The leader sees changes again once its watches are back (kopf re-lists after
+        # the restarted API server answers "410 Gone" to the old resourceVersion).
+        cluster.create("Contact", namespace, "after-probe", {"email": unique_email("probe")})
+        wait_for_condition(cluster, "Contact", namespace, "after-probe", "Ready", "True",
+                           timeout=60)
+        # Changes after the outage are admitted and decided.
         results = create_many(cluster, burst(namespace, "after-", emails, 8))
         assert set(outcomes(results)) <= {201, 409}, outcomes(results)
         cluster.delete("Contact", namespace, "before-00")  # an owner goes: promote the next
@@ -198,6 +204,10 @@ def test_etcd_down_for_ten_seconds(
     control_plane_outage(cluster, namespace, tmp_path, "etcd")
 
 
+def parse_time(text: str) -> datetime.datetime:
+    return datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.UTC)
+
+
 def ready_total(cluster: Cluster) -> int:
     """Contacts and bots counted against the quota now (Ready ones)."""
     return sum(1 for kind in ("Contact", "DingTalkBot") for o in cluster.list(kind)
@@ -219,6 +229,12 @@ def test_deleting_a_namespace_of_owners_promotes_claimants_elsewhere(
         for i, email in enumerate([*shared, unique_email("third")]):
             cluster.create("Contact", victim, f"owner{i}", {"email": email})
             wait_for_condition(cluster, "Contact", victim, f"owner{i}", "Ready", "True")
+        # Ownership goes by creation time (whole seconds), then namespace and name:
+        # the claimants must be created in a later second than the owners.
+        created = max(parse_time(o["metadata"]["creationTimestamp"])
+                      for o in cluster.list("Contact", victim))
+        wait_until("the next second", lambda: datetime.datetime.now(datetime.UTC)
+                   >= created + datetime.timedelta(seconds=1), timeout=3)
         for i, email in enumerate(shared):
             cluster.create("Contact", namespace, f"claimant{i}", {"email": email.upper()})
         cluster.create("Contact", namespace, "held", {"email": unique_email("held")})
