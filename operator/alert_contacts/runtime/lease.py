@@ -431,8 +431,12 @@ class LeaderElector:
 
 
 def _describe(error: BaseException) -> str:
+    """Status and reason, never a body; the cause of a connection failure."""
     if isinstance(error, ApiException):
         return f"HTTP {error.status} {error.reason}"
+    cause = getattr(error, "reason", None)  # urllib3's MaxRetryError wraps the real failure
+    if isinstance(cause, BaseException):
+        return f"{type(error).__name__} ({type(cause).__name__})"
     return type(error).__name__
 
 
