@@ -522,6 +522,19 @@ class Balancer:
 class Replica:
     operator: Operator
     webhook_port: int
+    metrics_port: int
+
+    def metric(self, name: str, **labels: str) -> float | None:
+        """One sample of the replica's /metrics (None when absent)."""
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics",
+                                    timeout=5) as resp:
+            text = resp.read().decode()
+        wanted = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+        for line in text.splitlines():
+            sample, _, value = line.rpartition(" ")
+            if sample == (f"{name}{{{wanted}}}" if labels else name):
+                return float(value)
+        return None
 
     @property
     def identity(self) -> str:
@@ -578,16 +591,16 @@ class Replicas:
     def start(self, wait: bool = True) -> Replica:
         """A new replica (a new Pod: new identity, new ports); ready when ``wait``."""
         self._started += 1
-        port = free_port()
+        port, metrics_port = free_port(), free_port()
         webhook = (["--webhook=service", f"--webhook-port={port}",
                     f"--webhook-cert-dir={self.certs}"] if self.webhook else ["--webhook=none"])
         operator = Operator(
             self.cluster, self.workdir / f"replica-{self._started}.log",
-            args=[*webhook, *self.args],
+            args=[*webhook, f"--metrics-port={metrics_port}", *self.args],
             env={"ALERT_CONTACTS_LEASE_NAMESPACE": self.LEASE_NAMESPACE},
         )
         operator.start(wait=False)
-        replica = Replica(operator, port)
+        replica = Replica(operator, port, metrics_port)
         self.balancer.add(port, operator.health_port)
         self.replicas.append(replica)
         if wait:

@@ -270,7 +270,11 @@ def test_a_status_edited_by_hand_is_put_back(
     cluster: Cluster, namespace: str, session_operator_aside: None, tmp_path: Path
 ) -> None:
     with replicas(cluster, tmp_path) as rs:
-        rs.leader()
+        leader = rs.leader()
+        # The leader says so in its metrics; the other replica says it does not lead.
+        wait_until("alert_contacts_leader to be 1 on the leader only", lambda: all(
+            r.metric("alert_contacts_leader", identity=r.identity) == (r is leader)
+            for r in rs.replicas), timeout=5)
         cluster.create("Contact", namespace, "alice", {"email": unique_email("alice")})
         before = wait_for_condition(cluster, "Contact", namespace, "alice", "Ready", "True")
         started = time.monotonic()
