@@ -35,12 +35,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime
+import functools
 import json
 import logging
 import os
 import socket
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -212,17 +214,23 @@ class LeaseApi(Protocol):
 
 
 class ThreadedLeaseApi:
-    """:class:`LeaseApi` on the synchronous ``kubernetes`` client, one worker thread a call."""
+    """:class:`LeaseApi` on the synchronous ``kubernetes`` client.
+
+    Calls run in a thread of their own: status writes stuck on a slow API server
+    must not queue the renewals behind them in the shared default executor.
+    """
 
     def __init__(self, api: kubernetes.client.ApiClient, timeout: float) -> None:
         self._leases = kubernetes.client.CoordinationV1Api(api)
         self._timeout = timeout
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lease")
 
     async def _call(self, method: Callable[..., Any], *args: Any) -> dict[str, Any]:
+        call = functools.partial(
+            method, *args, _request_timeout=self._timeout, _preload_content=False
+        )
         try:
-            response = await asyncio.to_thread(
-                method, *args, _request_timeout=self._timeout, _preload_content=False
-            )
+            response = await asyncio.get_running_loop().run_in_executor(self._thread, call)
         except ApiException as e:
             if e.status == 409:
                 raise LeaseConflict(str(e.reason)) from None
