@@ -399,6 +399,7 @@ class Balancer:
         self.ready: set[int] = set()
         self.drained: set[int] = set()
         self.connections = 0
+        self.open: dict[int, int] = {}  # webhook port -> connections open to it now
         self._lock = threading.Lock()
         self._next = 0
         self._stop = threading.Event()
@@ -496,6 +497,7 @@ class Balancer:
             return
         with self._lock:
             self.connections += 1
+            self.open[port] = self.open.get(port, 0) + 1
         upstream.settimeout(None)
         client.settimeout(None)
 
@@ -516,6 +518,8 @@ class Balancer:
         back.join(timeout=30)
         client.close()
         upstream.close()
+        with self._lock:
+            self.open[port] -= 1
 
 
 @dataclass
@@ -611,12 +615,19 @@ class Replicas:
         return replica
 
     def kill(self, replica: Replica) -> None:
-        """SIGKILL, as a crash or an OOM kill: no cleanup, the Lease is not released."""
+        """SIGKILL, as a crash or an OOM kill: no cleanup, the Lease is not released.
+
+        Returns once the API server's connections to the killed process are
+        closed (their peers see the close), as the kernel closes a dead
+        process's sockets: a request racing the kill itself fails in a cluster too.
+        """
         assert replica.operator.proc is not None
         replica.operator.proc.kill()
         replica.operator.proc.wait(timeout=10)
         self.balancer.remove(replica.webhook_port)
         self.replicas.remove(replica)
+        wait_until("the killed replica's connections to close",
+                   lambda: self.balancer.open.get(replica.webhook_port, 0) == 0, timeout=10)
 
     def terminate(self, replica: Replica) -> None:
         """A Pod's graceful termination: out of the Service first (preStop), then SIGTERM."""
