@@ -26,7 +26,7 @@ kopf, no I/O.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
 
 from sortedcontainers import SortedList
@@ -38,7 +38,12 @@ from alert_contacts.domain.decisions import (
     eligible_decision,
     invalid_decision,
 )
-from alert_contacts.domain.groups import evaluate_group, group_status, member_refs
+from alert_contacts.domain.groups import (
+    GroupDecision,
+    evaluate_group,
+    group_status,
+    member_refs,
+)
 from alert_contacts.domain.plan import (
     StatusWrite,
     bot_verdict,
@@ -48,7 +53,7 @@ from alert_contacts.domain.plan import (
     status_write,
 )
 from alert_contacts.domain.records import ObjectRecord
-from alert_contacts.domain.types import Candidate, Claim, ObjectRef
+from alert_contacts.domain.types import Candidate, Claim, ObjectRef, Verdict
 from alert_contacts.settings import Settings
 
 CONTACT, BOT, GROUP, SECRET = "Contact", "DingTalkBot", "ContactGroup", "Secret"
@@ -109,8 +114,7 @@ class DecisionEngine:
         """A Contact, DingTalkBot or ContactGroup was created or changed."""
         if record.ref.kind == GROUP:
             return self._apply_group(record)
-        touched = self._set_claimant(record.ref, record)
-        return touched
+        return self._set_claimant(record.ref, record)
 
     def remove(self, ref: ObjectRef) -> set[ObjectRef]:
         """A Contact, DingTalkBot or ContactGroup was deleted."""
@@ -139,18 +143,11 @@ class DecisionEngine:
     def __contains__(self, ref: object) -> bool:
         return ref in self._records or ref in self._groups
 
-    def refs(self) -> Iterator[ObjectRef]:
-        yield from self._records
-        yield from self._groups
-
     def record(self, ref: ObjectRef) -> ObjectRecord | None:
         return self._records.get(ref) or self._groups.get(ref)
 
     def candidate(self, ref: ObjectRef) -> Candidate | None:
         return self._candidates.get(ref)
-
-    def secret(self, namespace: str, name: str) -> Mapping[str, str] | None:
-        return self._secrets.get((namespace, name))
 
     def secret_index(self) -> Mapping[SecretKey, Mapping[str, str]]:
         return self._secrets
@@ -200,22 +197,24 @@ class DecisionEngine:
     def ready(self, ref: ObjectRef) -> bool:
         return ref in self._candidates and self.decision(ref).ready
 
+    def group_decision(self, ref: ObjectRef) -> GroupDecision:
+        group = self._groups[ref]
+        members = member_refs(ref.namespace, group.spec)
+        ready = {m: self.ready(m) for m in members if m in self._candidates}
+        return evaluate_group(ref.namespace, group.spec, ready)
+
     def desired_status(self, ref: ObjectRef, since_now: str) -> dict[str, Any]:
         """The status ``plan_status`` would want for ``ref`` (which must exist)."""
         group = self._groups.get(ref)
         if group is not None:
-            members = member_refs(ref.namespace, group.spec)
-            ready = {m: self.ready(m) for m in members if m in self._candidates}
-            return group_status(evaluate_group(ref.namespace, group.spec, ready), group.generation)
+            return group_status(self.group_decision(ref), group.generation)
         record = self._records[ref]
         return claimant_status(record, self._candidates[ref], self.decision(ref), since_now)
 
     def reason(self, ref: ObjectRef) -> str:
-        group = self._groups.get(ref)
-        if group is not None:
-            members = member_refs(ref.namespace, group.spec)
-            ready = {m: self.ready(m) for m in members if m in self._candidates}
-            return evaluate_group(ref.namespace, group.spec, ready).reason
+        """The reason of ``ref``'s Ready condition (which must exist)."""
+        if ref in self._groups:
+            return self.group_decision(ref).reason
         return self.decision(ref).reason
 
     def write_for(self, ref: ObjectRef, now: str, since_now: str) -> StatusWrite | None:
@@ -227,7 +226,7 @@ class DecisionEngine:
 
     # ------------------------------------------------------------ claimants
 
-    def _verdict(self, record: ObjectRecord) -> Any:
+    def _verdict(self, record: ObjectRecord) -> Verdict:
         if record.ref.kind == CONTACT:
             return contact_verdict(record, self.settings)
         return bot_verdict(record, self._secrets, self.settings)
