@@ -26,7 +26,7 @@ kopf, no I/O.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
 from sortedcontainers import SortedList
@@ -89,7 +89,9 @@ class DecisionEngine:
         self.settings = settings
         self._records: dict[ObjectRef, ObjectRecord] = {}
         self._candidates: dict[ObjectRef, Candidate] = {}
-        self._claimants: dict[Claim, SortedList[_Entry]] = {}
+        # Most keys have one claimant: it is kept as a bare entry, and only a key
+        # with two or more gets a SortedList (about 200 bytes less per key).
+        self._claimants: dict[Claim, _Entry | SortedList[_Entry]] = {}
         self._eligible: SortedList[_Entry] = SortedList()
         self._eligible_entry: dict[ObjectRef, _Entry] = {}
         self._groups: dict[ObjectRef, ObjectRecord] = {}
@@ -155,14 +157,14 @@ class DecisionEngine:
     def owner(self, claim: Claim, *, excluding: ObjectRef | None = None) -> ObjectRef | None:
         """The owner of ``claim`` (its earliest valid claimant), optionally as if
         ``excluding`` did not claim it."""
-        for _, ref in self._claimants.get(claim, ()):
+        for _, ref in self._entries(claim):
             if ref != excluding:
                 return ref
         return None
 
     def claimants(self, claim: Claim) -> list[ObjectRef]:
         """Valid claimants of ``claim``, owner first."""
-        return [ref for _, ref in self._claimants.get(claim, ())]
+        return [ref for _, ref in self._entries(claim)]
 
     def in_use(self, *, excluding: ObjectRef | None = None) -> int:
         """Valid and unique objects (each needs a quota slot), optionally not counting one."""
@@ -183,7 +185,7 @@ class DecisionEngine:
         verdict = candidate.verdict
         if not verdict.valid:
             return invalid_decision(verdict)
-        conflicts = conflicts_of(candidate, lambda claim: self._claimants[claim][0][1])
+        conflicts = conflicts_of(candidate, self._owner_of_claimed)
         if conflicts:
             return duplicate_decision(verdict, conflicts)
         position = self.position(ref)
@@ -244,10 +246,7 @@ class DecisionEngine:
 
         if old is not None:
             for claim in old_claims:
-                claimants = self._claimants[claim]
-                claimants.remove((old.claim_key(claim), ref))
-                if not claimants:
-                    del self._claimants[claim]
+                self._drop_claimant(claim, (old.claim_key(claim), ref))
         self._track_secrets(ref, self._records.get(ref), record)
         if new is None or record is None:
             self._candidates.pop(ref, None)
@@ -256,7 +255,7 @@ class DecisionEngine:
             self._candidates[ref] = new
             self._records[ref] = record
             for claim in new_claims:
-                self._claimants.setdefault(claim, SortedList()).add((new.claim_key(claim), ref))
+                self._add_claimant(claim, (new.claim_key(claim), ref))
 
         # A changed owner changes every claimant's decision (losers' messages name it).
         touched = {ref}
@@ -276,6 +275,35 @@ class DecisionEngine:
             touched |= self._groups_naming.get(other, set())
         return touched
 
+    def _entries(self, claim: Claim) -> Sequence[_Entry]:
+        found = self._claimants.get(claim)
+        if found is None:
+            return ()
+        return found if isinstance(found, SortedList) else (found,)
+
+    def _owner_of_claimed(self, claim: Claim) -> ObjectRef:
+        """The owner of a key someone valid claims."""
+        found = self._claimants[claim]
+        return found[0][1] if isinstance(found, SortedList) else found[1]
+
+    def _add_claimant(self, claim: Claim, entry: _Entry) -> None:
+        found = self._claimants.get(claim)
+        if found is None:
+            self._claimants[claim] = entry
+        elif isinstance(found, SortedList):
+            found.add(entry)
+        else:
+            self._claimants[claim] = SortedList((found, entry))
+
+    def _drop_claimant(self, claim: Claim, entry: _Entry) -> None:
+        found = self._claimants[claim]
+        if not isinstance(found, SortedList):
+            del self._claimants[claim]
+            return
+        found.remove(entry)
+        if len(found) == 1:
+            self._claimants[claim] = found[0]
+
     def _readiness(self, ref: ObjectRef) -> bool | None:
         """None: does not exist; otherwise whether it is Ready."""
         return self.ready(ref) if ref in self._candidates else None
@@ -284,7 +312,7 @@ class DecisionEngine:
         candidate = self._candidates.get(ref)
         if candidate is None or not candidate.verdict.valid:
             return False
-        return all(self._claimants[claim][0][1] == ref for claim in candidate.verdict.claims)
+        return all(self._owner_of_claimed(claim) == ref for claim in candidate.verdict.claims)
 
     def _refresh_eligibility(self, ref: ObjectRef) -> set[ObjectRef]:
         """Re-file ``ref`` in the quota order; returns the object pushed across the boundary."""
