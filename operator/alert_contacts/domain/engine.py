@@ -38,18 +38,14 @@ from alert_contacts.domain.decisions import (
     eligible_decision,
     invalid_decision,
 )
-from alert_contacts.domain.groups import (
-    GroupDecision,
-    evaluate_group,
-    group_status,
-    member_refs,
-)
+from alert_contacts.domain.groups import GroupDecision, evaluate_group, member_refs
 from alert_contacts.domain.plan import (
     StatusWrite,
     bot_verdict,
     candidate_of,
     claimant_status,
     contact_verdict,
+    group_desired_status,
     status_write,
 )
 from alert_contacts.domain.records import ObjectRecord
@@ -209,7 +205,7 @@ class DecisionEngine:
         """The status ``plan_status`` would want for ``ref`` (which must exist)."""
         group = self._groups.get(ref)
         if group is not None:
-            return group_status(self.group_decision(ref), group.generation)
+            return group_desired_status(group, self.group_decision(ref))
         record = self._records[ref]
         return claimant_status(record, self._candidates[ref], self.decision(ref), since_now)
 
