@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
-from alert_contacts.domain.records import ObjectRecord
 from alert_contacts.runtime.lease import Leadership, LeaseTimings
-from alert_contacts.runtime.reconciler import Indices, Reconciler
-from tests.unit.test_reconciler import SETTINGS, RecordingKube, contact
+from alert_contacts.runtime.reconciler import Reconciler
+from alert_contacts.runtime.store import KINDS, Store
+from tests.unit.test_reconciler import SETTINGS, RecordingKube, body
+
+
+def with_one_contact(leadership: Leadership) -> tuple[Reconciler, RecordingKube]:
+    kube, store = RecordingKube(), Store(SETTINGS)
+    reconciler = Reconciler(store, SETTINGS, kube, leadership)  # type: ignore[arg-type]
+    store.listen(reconciler.on_change)
+    for kind in KINDS:
+        store.mark_listed(kind)
+    store.put("Contact", body("alice", "alice@example.com"))
+    return reconciler, kube
 
 
 class Clock:
@@ -22,11 +31,7 @@ def test_a_follower_writes_nothing_until_it_leads() -> None:
     async def scenario() -> None:
         clock = Clock()
         leadership = Leadership("me", LeaseTimings(), clock)
-        kube = RecordingKube()
-        contacts: dict[Any, list[ObjectRecord]] = {"alice": [contact()]}
-        reconciler = Reconciler(Indices(contacts, {}, {}, {}), SETTINGS, kube,  # type: ignore[arg-type]
-                                leadership)
-        reconciler.synced.set()
+        reconciler, kube = with_one_contact(leadership)
         loop = asyncio.create_task(reconciler.run())
         reconciler.poke()
         await asyncio.sleep(0.05)
@@ -49,10 +54,7 @@ def test_a_write_after_the_renew_deadline_is_not_sent() -> None:
         clock = Clock()
         leadership = Leadership("me", LeaseTimings(), clock)
         leadership.renewed(clock.now)
-        kube = RecordingKube()
-        contacts: dict[Any, list[ObjectRecord]] = {"alice": [contact()]}
-        reconciler = Reconciler(Indices(contacts, {}, {}, {}), SETTINGS, kube,  # type: ignore[arg-type]
-                                leadership)
+        reconciler, kube = with_one_contact(leadership)
         clock.now += LeaseTimings().renew_deadline  # the pass runs past the deadline
         await reconciler.reconcile_once()
         assert kube.patches == []

@@ -35,20 +35,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime
-import functools
-import json
 import logging
 import os
 import socket
 import time
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-import kubernetes
-from kubernetes.client.exceptions import ApiException
 from prometheus_client import Gauge
+
+from alert_contacts.runtime.kube import FIELD_MANAGER, ApiError, Kube, describe_error
 
 logger = logging.getLogger(__name__)
 
@@ -213,44 +210,43 @@ class LeaseApi(Protocol):
         ...
 
 
-class ThreadedLeaseApi:
-    """:class:`LeaseApi` on the synchronous ``kubernetes`` client.
+class KubeLeaseApi:
+    """:class:`LeaseApi` on the operator's async API client (``runtime.kube``)."""
 
-    Calls run in a thread of their own: status writes stuck on a slow API server
-    must not queue the renewals behind them in the shared default executor.
-    """
-
-    def __init__(self, api: kubernetes.client.ApiClient, timeout: float) -> None:
-        self._leases = kubernetes.client.CoordinationV1Api(api)
+    def __init__(self, kube: Kube, timeout: float) -> None:
+        self._kube = kube
         self._timeout = timeout
-        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lease")
 
-    async def _call(self, method: Callable[..., Any], *args: Any) -> dict[str, Any]:
-        call = functools.partial(
-            method, *args, _request_timeout=self._timeout, _preload_content=False
-        )
+    @staticmethod
+    def _path(namespace: str, name: str = "") -> str:
+        path = f"/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases"
+        return f"{path}/{name}" if name else path
+
+    async def _call(self, method: str, path: str, body: Any = None) -> dict[str, Any]:
+        query = {"fieldManager": FIELD_MANAGER} if method != "GET" else None
         try:
-            response = await asyncio.get_running_loop().run_in_executor(self._thread, call)
-        except ApiException as e:
+            result: dict[str, Any] = await self._kube.request(
+                method, path, query=query, body=body, request_timeout=self._timeout
+            )
+        except ApiError as e:
             if e.status == 409:
-                raise LeaseConflict(str(e.reason)) from None
+                raise LeaseConflict(e.reason) from None
             raise
-        result: dict[str, Any] = json.loads(response.data)
         return result
 
     async def get(self, namespace: str, name: str) -> dict[str, Any] | None:
         try:
-            return await self._call(self._leases.read_namespaced_lease, name, namespace)
-        except ApiException as e:
+            return await self._call("GET", self._path(namespace, name))
+        except ApiError as e:
             if e.status == 404:
                 return None
             raise
 
     async def create(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
-        return await self._call(self._leases.create_namespaced_lease, namespace, body)
+        return await self._call("POST", self._path(namespace), body)
 
     async def replace(self, namespace: str, name: str, body: dict[str, Any]) -> dict[str, Any]:
-        return await self._call(self._leases.replace_namespaced_lease, name, namespace, body)
+        return await self._call("PUT", self._path(namespace, name), body)
 
 
 # ------------------------------------------------------------------ the elector
@@ -413,7 +409,7 @@ class LeaderElector:
             except Exception as e:  # the API server down or slow: keep trying
                 held = False
                 logger.warning("could not read or renew Lease %s/%s: %s", self.config.namespace,
-                               self.config.name, _describe(e))
+                               self.config.name, describe_error(e))
             if not held and self.leadership.is_leader() and self._record is not None and (
                 self._record.holder not in ("", self.config.identity)
             ):
@@ -435,21 +431,11 @@ class LeaderElector:
             logger.info("released Lease %s/%s", self.config.namespace, self.config.name)
         except Exception as e:  # the successor then waits for the Lease to expire
             logger.warning("could not release Lease %s/%s: %s", self.config.namespace,
-                           self.config.name, _describe(e))
-
-
-def _describe(error: BaseException) -> str:
-    """Status and reason, never a body; the cause of a connection failure."""
-    if isinstance(error, ApiException):
-        return f"HTTP {error.status} {error.reason}"
-    cause = getattr(error, "reason", None)  # urllib3's MaxRetryError wraps the real failure
-    if isinstance(cause, BaseException):
-        return f"{type(error).__name__} ({type(cause).__name__})"
-    return type(error).__name__
+                           self.config.name, describe_error(e))
 
 
 def leader_election(
-    config: LeaseConfig, api: kubernetes.client.ApiClient
+    config: LeaseConfig, kube: Kube
 ) -> tuple[Leadership, LeaderElector | None]:
     """The leadership writers consult, and the elector that keeps it (None when off)."""
     if not config.enabled:
@@ -458,4 +444,4 @@ def leader_election(
     leadership = Leadership(config.identity, config.timings)
     # A call slower than a third of the renew deadline leaves no time to retry.
     timeout = max(1.0, config.timings.renew_deadline / 3)
-    return leadership, LeaderElector(ThreadedLeaseApi(api, timeout), config, leadership)
+    return leadership, LeaderElector(KubeLeaseApi(kube, timeout), config, leadership)
