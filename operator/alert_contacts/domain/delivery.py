@@ -7,7 +7,7 @@ Pure functions over plain data (the watched records, outcomes, clocks passed in)
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -171,7 +171,7 @@ def retry_delay(outcome: Outcome, attempt: int, elapsed: float,
     """
     if outcome.kind != "transient":
         return None
-    delay = min(BACKOFF_FIRST_SECONDS * 2 ** max(attempt - 1, 0), BACKOFF_MAX_SECONDS)
+    delay: float = min(BACKOFF_FIRST_SECONDS * 2.0 ** max(attempt - 1, 0), BACKOFF_MAX_SECONDS)
     if outcome.reason == "RateLimited":
         delay = max(delay, RATE_LIMITED_BACKOFF_SECONDS)
     if elapsed + delay > budget:
@@ -205,7 +205,3 @@ def answer(results: Mapping[str, TargetResult]) -> Answer:
     if pending:
         return Answer(503, f"{summary}; not yet delivered to {', '.join(pending)}: retry")
     return Answer(200, summary)
-
-
-def summarise(results: Iterable[TargetResult]) -> str:
-    return ", ".join(sorted(set(results)))

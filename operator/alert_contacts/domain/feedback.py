@@ -108,7 +108,9 @@ def group_delivery_patch(status: Mapping[str, Any], channel: Literal["dingtalk",
     return {"status": {"delivery": {channel: record}}}
 
 
-def delivering_condition(status: Mapping[str, Any] | None, generation: int) -> dict[str, Any] | None:
+def delivering_condition(
+    status: Mapping[str, Any] | None, generation: int
+) -> dict[str, Any] | None:
     """``Delivering`` from a bot's ``status.delivery``: True after a delivery, False
     after a failure (reason SignatureRejected, KeywordMissing, TokenNotFound,
     RateLimited, ...); absent until the bot was first used."""

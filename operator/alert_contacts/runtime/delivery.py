@@ -31,9 +31,11 @@ from alert_contacts.domain.delivery import (
     Answer,
     BotTarget,
     GroupTargets,
+    MemberContact,
     TargetResult,
     answer,
     bot_target,
+    member_contact,
     resolve_targets,
     retry_delay,
 )
@@ -70,6 +72,7 @@ DINGTALK = "dingtalk"
 EMAIL = "email"
 NOTICE_PERIOD_SECONDS = 30.0
 RATE_WINDOW_SECONDS = 60.0
+DINGTALK_TIMEOUT_SECONDS = 10.0
 
 
 class DingTalkSending(Protocol):
@@ -126,8 +129,8 @@ class ObjectView(Protocol):
 def lookup_record(view: ObjectView, ref: ObjectRef) -> ObjectRecord | None:
     index = {"Contact": view.contacts, "DingTalkBot": view.bots,
              "ContactGroup": view.groups}[ref.kind]
-    found = _FirstOf(index)
-    return found[ref] if ref in found else None
+    found: ObjectRecord | None = _FirstOf(index).get(ref)
+    return found
 
 
 def group_targets(view: ObjectView, namespace: str, name: str) -> GroupTargets | None:
@@ -299,7 +302,9 @@ class DeliveryEngine:
         self.throttle = NoticeThrottle()
         self._queues: dict[str, RobotQueue] = {}
         self._background: set[asyncio.Task[Any]] = set()
-        self._tests: set[tuple[ObjectRef, str]] = set()
+        self._tests: set[tuple[ObjectRef, str]] = set()  # running
+        # Answered here, in case a watch event older than our status write arrives late.
+        self._answered: dict[ObjectRef, str] = {}
         self._told_no_smtp = False
 
     # -- receiver interface
@@ -483,7 +488,7 @@ class DeliveryEngine:
         to do (answered, already running, or this replica is not the leader)."""
         if value is None or not test_pending(value, status) or not self.leader():
             return False
-        if (ref, value) in self._tests:
+        if (ref, value) in self._tests or self._answered.get(ref) == value:
             return False
         self._tests.add((ref, value))
         task = asyncio.create_task(self._run_test(ref, value), name=f"test send {ref}")
@@ -498,6 +503,7 @@ class DeliveryEngine:
             logger.info("test send for %s (request %r): %s", ref, value,
                         "succeeded" if ok else "failed")
             await self.kube.patch_status(ref, patch)
+            self._answered[ref] = value
         except Exception as e:
             logger.warning("test send for %s failed unexpectedly: %s", ref, type(e).__name__)
         finally:
@@ -582,15 +588,20 @@ class DeliveryEngine:
                 logger.exception("system notices: a pass failed")
             await asyncio.sleep(period)
 
+    def start(self) -> None:
+        self._notices = asyncio.create_task(self.run_notices(), name="system notices")
+
     async def close(self) -> None:
+        notices = getattr(self, "_notices", None)
+        if notices is not None:
+            notices.cancel()
         for queue in self._queues.values():
             await queue.close()
         for task in list(self._background):
             task.cancel()
 
 
-def member(view: ObjectView, ref: ObjectRef) -> Any:
-    from alert_contacts.domain.delivery import member_contact
+def member(view: ObjectView, ref: ObjectRef) -> MemberContact | None:
     record = lookup_record(view, ref)
     return None if record is None else member_contact(record)
 
@@ -638,3 +649,29 @@ def notice_email(notice: Notice, sender: str, to: Sequence[str], bcc: bool) -> E
         message["To"] = ", ".join(to)
     message.set_content(notice.text)
     return message
+
+
+def start_delivery(options: Any, view: ObjectView, kube: StatusWriting) -> DeliveryEngine:
+    """The engine from the run options, with its system-notice loop running.
+
+    ``leader`` answers True: until the operator elects a leader (one replica runs,
+    see handlers/startup.py), this replica is the one that delivers.
+    """
+    from alert_contacts.runtime.dingtalk import DingTalkSender
+    from alert_contacts.runtime.smtp import SmtpSender
+
+    delivery = options.delivery
+    settings = delivery.settings
+    sender = DingTalkSender(options.settings.dingtalk_hosts, settings.extra_ca_file,
+                            timeout=DINGTALK_TIMEOUT_SECONDS)
+    mail = None
+    if delivery.smtp is not None:
+        mail = MailConfig(SmtpSender(delivery.smtp, settings.extra_ca_file),
+                          delivery.smtp.sender, delivery.bcc)
+    else:
+        logger.warning("SMTP is not configured (ALERT_CONTACTS_SMTP_HOST): emails and system "
+                       "notices are not sent")
+    engine = DeliveryEngine(view, sender, mail, kube, settings.timezone,
+                            quota=options.settings.quota)
+    engine.start()
+    return engine

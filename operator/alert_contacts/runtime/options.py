@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from alert_contacts.settings import Settings
+from alert_contacts.runtime.smtp import SmtpSettings
+from alert_contacts.settings import DeliverySettings, Settings
 
 WebhookMode = Literal["local", "service", "none"]
 
@@ -25,6 +26,7 @@ class RunOptions:
     metrics_port: int  # 0: no metrics endpoint
     verbose: bool
     receiver: ReceiverOptions = field(default_factory=lambda: ReceiverOptions())
+    delivery: DeliveryOptions = field(default_factory=lambda: DeliveryOptions())
 
 
 # ---------------------------------------------------------------- receiver
@@ -44,6 +46,26 @@ class ReceiverOptions:
     token_source: str = "none"  # where the token came from, for the startup log line
     max_body_bytes: int = 1024 * 1024
     max_concurrency: int = 32
+
+
+@dataclass(frozen=True)
+class DeliveryOptions:
+    """Where alerts go out: time zone and extra CA (DeliverySettings), SMTP (None: no email)."""
+
+    settings: DeliverySettings = field(default_factory=DeliverySettings)
+    smtp: SmtpSettings | None = None
+    bcc: bool = True  # recipients in Bcc (ALERT_CONTACTS_SMTP_BCC=false: in To)
+
+
+def _delivery_options(env: Mapping[str, str]) -> DeliveryOptions:
+    bcc_text = env.get("ALERT_CONTACTS_SMTP_BCC", "true").strip().lower()
+    if bcc_text not in ("true", "false", "1", "0", "yes", "no"):
+        raise ValueError(f"ALERT_CONTACTS_SMTP_BCC {bcc_text!r}: must be true or false")
+    return DeliveryOptions(
+        settings=DeliverySettings.from_env(env),
+        smtp=SmtpSettings.from_env(env),
+        bcc=bcc_text in ("true", "1", "yes"),
+    )
 
 
 _RECEIVER_FLAGS: dict[str, tuple[str, str, str]] = {
@@ -180,4 +202,5 @@ def parse(argv: Sequence[str], env: Mapping[str, str]) -> RunOptions:
         metrics_port=_port("--metrics-port", args.metrics_port),
         verbose=args.verbose,
         receiver=_receiver_options(args, env, mode),
+        delivery=_delivery_options(env),
     )
