@@ -15,6 +15,7 @@ from typing import Any
 
 from alert_contacts.domain.conditions import bot_status, contact_status, status_patch, transition
 from alert_contacts.domain.decisions import Decision, decide
+from alert_contacts.domain.feedback import with_delivering
 from alert_contacts.domain.groups import evaluate_group, group_status
 from alert_contacts.domain.records import ObjectRecord
 from alert_contacts.domain.types import Candidate, ObjectRef, Verdict
@@ -114,7 +115,10 @@ def plan_status(
                           *((r, bot_status) for r in bots)]:
         decision = decisions[record.ref]
         ready[record.ref] = decision.ready
-        want(record, build(decision, record.generation), decision.reason)
+        desired = build(decision, record.generation)
+        if record.ref.kind == "DingTalkBot":  # Delivering comes from status.delivery
+            desired = with_delivering(desired, record.status, record.generation)
+        want(record, desired, decision.reason)
     for record in groups:
         group = evaluate_group(record.ref.namespace, record.spec, ready)
         want(record, group_status(group, record.generation), group.reason)

@@ -33,7 +33,7 @@ from alert_contacts.models import (
     DingTalkBotSpec,
     SecretKeyRef,
 )
-from alert_contacts.settings import Settings
+from alert_contacts.settings import HTTPS_PORT, Settings, allowed_endpoints
 
 from .types import Claim, Problem, Reason, Verdict
 
@@ -245,7 +245,8 @@ def check_webhook_url(url: str, allowed_hosts: Iterable[str]) -> tuple[str, str]
 
     The reason never contains the token, the query or the userinfo, so it is
     safe to show for URLs read from a Secret. An explicit port is refused
-    unless it is 443 (the https default, so the same endpoint).
+    unless it is 443 (the https default, so the same endpoint) or the allowed
+    hosts name the host with that port (``host:port``, then the only port for it).
     """
     if not url:
         return "there is no URL (the value is empty, or not text starting with https://)"
@@ -266,11 +267,14 @@ def check_webhook_url(url: str, allowed_hosts: Iterable[str]) -> tuple[str, str]
     if _is_ip_literal(host):
         return f"the host must be a DingTalk host name, not an IP address {host!r}"
     hosts = tuple(h.lower() for h in allowed_hosts)
-    if host not in hosts:
+    endpoints = allowed_endpoints(hosts)
+    if host not in endpoints:
         return f"the host {host!r} is not an allowed DingTalk host ({', '.join(hosts)})"
-    if port is not None and port != 443:
-        return f"the URL must not name port {port} (only the https default, 443)"
-    if parts.netloc.lower() not in (host, f"{host}:443"):
+    ports = endpoints[host]
+    if (port or HTTPS_PORT) not in ports:
+        allowed = ", ".join(str(p) for p in sorted(ports))
+        return f"the URL must not name port {port or HTTPS_PORT} (allowed for {host}: {allowed})"
+    if parts.netloc.lower() not in (host, *(f"{host}:{p}" for p in ports)):
         return "the host part of the URL is malformed"
     if parts.path != WEBHOOK_PATH:
         return f"the path must be exactly {WEBHOOK_PATH}"

@@ -5,6 +5,6 @@ handlers and no webhook server, so ``__main__`` registers it only when a
 webhook is served (``--webhook`` local or service).
 """
 
-from alert_contacts.handlers import bots, contacts, groups, secrets, startup
+from alert_contacts.handlers import bots, contacts, groups, secrets, sendtest, startup
 
-__all__ = ["bots", "contacts", "groups", "secrets", "startup"]
+__all__ = ["bots", "contacts", "groups", "secrets", "sendtest", "startup"]

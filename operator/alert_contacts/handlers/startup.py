@@ -18,7 +18,9 @@ from typing import Any
 import kopf
 
 from alert_contacts import metrics
+from alert_contacts.receiver.server import start_receiver
 from alert_contacts.runtime.certs import write_self_signed
+from alert_contacts.runtime.delivery import start_delivery
 from alert_contacts.runtime.kube import Kube, load_client
 from alert_contacts.runtime.options import RunOptions
 from alert_contacts.runtime.reconciler import Indices, Reconciler
@@ -67,6 +69,8 @@ async def configure(
     indices = Indices(contacts_index, bots_index, groups_index, secrets_index)
     memo.reconciler = Reconciler(indices, options.settings, Kube(load_client()))
     memo.reconcile_task = asyncio.create_task(memo.reconciler.run(), name="reconcile loop")
+    memo.delivery = start_delivery(options, indices, memo.reconciler.kube)
+    memo.receiver = await start_receiver(options.receiver, memo.delivery)
     logger.info(
         "alert-contacts operator starting: quota %d, default region %s, DingTalk hosts %s, "
         "webhook %s", options.settings.quota, options.settings.default_region,
@@ -102,6 +106,9 @@ async def synced_probe(memo: kopf.Memo, **_: Any) -> bool:
 
 @kopf.on.cleanup()
 async def stop(memo: kopf.Memo, **_: Any) -> None:
+    if getattr(memo, "receiver", None) is not None:
+        await memo.receiver.cleanup()
+    await memo.delivery.close()
     task: asyncio.Task[None] = memo.reconcile_task
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
