@@ -9,8 +9,10 @@ version or has no ``alerts`` list is refused with a message naming the field.
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from collections.abc import Mapping
+from datetime import UTC, datetime, tzinfo
 from typing import Any, Literal
+from urllib.parse import quote, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -124,3 +126,53 @@ def _describe(exc: ValidationError) -> str:
     if more > 0:
         parts.append(f"and {more} more problem(s)")
     return "; ".join(parts)
+
+
+# ---------------------------------------------------------------- shared by the renderers
+
+
+def notification_title(notification: Notification) -> str:
+    """``[FIRING:2] HighLatency (team-a/api)``: the status, the count, the common labels."""
+    firing = len(notification.firing)
+    if notification.status == "firing":
+        head = f"[FIRING:{firing}]"
+    else:
+        head = f"[RESOLVED:{len(notification.resolved)}]"
+    names = dict.fromkeys(a.name for a in notification.alerts if a.name)
+    name = notification.common_labels.get("alertname") or ", ".join(names) or "alerts"
+    where = [
+        notification.common_labels[key]
+        for key in ("namespace", "service", "job", "instance")
+        if notification.common_labels.get(key) and key in notification.group_labels
+    ] or [
+        v for k, v in sorted(notification.group_labels.items()) if k != "alertname" and v
+    ][:2]
+    suffix = f" ({'/'.join(where)})" if where else ""
+    return f"{head} {name}{suffix}"
+
+
+def format_time(moment: datetime, tz: tzinfo) -> str:
+    """``2026-11-26 19:20:00 CST``: the moment in the configured zone, with its abbreviation."""
+    local = moment.astimezone(tz)
+    return local.strftime("%Y-%m-%d %H:%M:%S ") + (local.tzname() or local.strftime("%z"))
+
+
+def silence_url(external_url: str, labels: Mapping[str, str]) -> str | None:
+    """Alertmanager's new-silence page prefilled with the alert's labels, or None."""
+    if not is_http_url(external_url) or not labels:
+        return None
+    matchers = ",".join(f'{k}="{_matcher_value(v)}"' for k, v in sorted(labels.items()))
+    base = external_url.rstrip("/")
+    return f"{base}/#/silences/new?filter={quote('{' + matchers + '}', safe='')}"
+
+
+def _matcher_value(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def is_http_url(url: str) -> bool:
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.netloc)
