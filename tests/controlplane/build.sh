@@ -12,7 +12,7 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
 cache="${ALERT_CONTACTS_CACHE:-$HOME/.cache/alert-contacts}"
-mkdir -p "$repo/bin" "$cache/bin"
+mkdir -p "$repo/bin" "$cache/bin" "$cache/src"
 # Several checkouts of the project may build at once: one build at a time.
 exec 9>"$cache/build.lock"
 flock 9
@@ -49,43 +49,17 @@ for kv in "Version=${alertmanager#v}" Revision=unknown Branch=HEAD BuildUser=ale
     am_ldflags+=" -X github.com/prometheus/common/version.$kv"
 done
 
-# Alertmanager embeds its web UI (ui/app/dist, go:embed), which its release
-# process builds with npm: the module's source on the proxy has no ui/app/dist,
-# so `go build` of it fails. Build from a copy of the module with a one-page
-# placeholder there instead (the API, all that the tests use, is unaffected);
-# prints the -modfile flag that points the build at the copy.
-alertmanager_source() { # <module dir> <version>
-    local dir="$1" version="$2" src="$cache/src/alertmanager-$2"
-    if [[ ! -f "$src/.complete" ]]; then
-        local orig
-        orig="$(cd "$dir" && go mod download -json github.com/prometheus/alertmanager \
-            | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')"
-        rm -rf "$src" && mkdir -p "$(dirname "$src")"
-        cp -r "$orig" "$src" && chmod -R u+w "$src"
-        for ui in elm mantine; do
-            mkdir -p "$src/ui/app/dist/$ui"
-            printf '<!doctype html><title>Alertmanager</title><p>No web UI in this build: the API is at /api/v2/.\n' \
-                >"$src/ui/app/dist/$ui/index.html"
-        done
-        touch "$src/.complete"
-    fi
-    cp "$dir/go.mod" "$src/build.mod" && cp "$dir/go.sum" "$src/build.sum"
-    (cd "$dir" && go mod edit -modfile="$src/build.mod" -replace "github.com/prometheus/alertmanager=$src")
-    echo "-modfile=$src/build.mod"
-}
-
-# build <module dir> <binary name> <version> <ldflags> <package> [<function printing extra flags>]
+# build <module dir> <binary name> <version> <ldflags> <package> [go build flags...]
 build() {
-    local dir="$1" name="$2" version="$3" ldflags="$4" pkg="$5" prepare="${6:-}"
+    local dir="$1" name="$2" version="$3" ldflags="$4" pkg="$5"
+    shift 5
     local key
-    key="$( (cat "$dir/go.mod" "$dir/go.sum" "$dir"/*.go 2>/dev/null; echo "$name $version $ldflags $pkg${prepare:+ $prepare}") \
+    key="$( (cat "$dir/go.mod" "$dir/go.sum" "$dir"/*.go 2>/dev/null; echo "$name $version $ldflags $pkg") \
         | sha256sum | cut -c1-12)"
     local out="$cache/bin/$name-$version-$key"
     if [[ ! -x "$out" ]]; then
         echo "building $name $version (cached as $out)" >&2
-        local extra=()
-        if [[ -n "$prepare" ]]; then extra+=("$("$prepare" "$dir" "$version")"); fi
-        (cd "$dir" && go build "${extra[@]}" -trimpath -ldflags "$ldflags" -o "$out.tmp.$$" "$pkg")
+        (cd "$dir" && go build -trimpath -ldflags "$ldflags" "$@" -o "$out.tmp.$$" "$pkg")
         mv "$out.tmp.$$" "$out"
     fi
     ln -sf "$out" "$repo/bin/$name"
@@ -98,7 +72,30 @@ build "$here/kube" kube-controller-manager "$k8s" "$k8s_ldflags" \
 build "$here/kube" kubectl "$k8s" "$k8s_ldflags" k8s.io/kubernetes/cmd/kubectl
 build "$here/etcd" etcd "$etcd" "-s -w" .
 build "$here/helm" helm "$helm" "$helm_ldflags" helm.sh/helm/v3/cmd/helm
+# Alertmanager embeds its web UI from ui/app/dist, which its release pipeline
+# builds with npm and which the module zip leaves out. The tests use only its
+# API: build from a copy of the module with a one-page stand-in for the UI.
+am_src="$cache/src/alertmanager-$alertmanager"
+if [[ ! -d "$am_src" ]]; then
+    am_mod="$(cd "$here/alertmanager" && go mod download -json github.com/prometheus/alertmanager \
+        | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')"
+    [[ -f "$am_mod/go.mod" ]] || { echo "build.sh: alertmanager module not found" >&2; exit 1; }
+    rm -rf "$am_src.tmp"
+    cp -r "$am_mod" "$am_src.tmp"
+    chmod -R u+w "$am_src.tmp"
+    for ui in elm mantine; do
+        mkdir -p "$am_src.tmp/ui/app/dist/$ui"
+        echo '<!doctype html><title>Alertmanager</title><p>API only: /api/v2/' \
+            > "$am_src.tmp/ui/app/dist/$ui/index.html"
+    done
+    mv "$am_src.tmp" "$am_src"
+fi
+am_modfile="$(mktemp -d)"
+trap 'rm -rf "$am_modfile"' EXIT
+cp "$here/alertmanager/go.mod" "$here/alertmanager/go.sum" "$am_modfile/"
+(cd "$here/alertmanager" && go mod edit -modfile="$am_modfile/go.mod" \
+    -replace="github.com/prometheus/alertmanager=$am_src")
 build "$here/alertmanager" alertmanager "$alertmanager" "$am_ldflags" \
-    github.com/prometheus/alertmanager/cmd/alertmanager alertmanager_source
+    github.com/prometheus/alertmanager/cmd/alertmanager -modfile="$am_modfile/go.mod"
 echo "tools: kube-apiserver/kube-controller-manager/kubectl $k8s, etcd $etcd, helm $helm," \
     "alertmanager $alertmanager in $repo/bin" >&2

@@ -156,7 +156,7 @@ def last_test(request: str, now: datetime, succeeded: bool, message: str) -> dic
             "message": message[:MESSAGE_MAX]}
 
 
-def test_pending(annotation: str | None, status: Mapping[str, Any]) -> bool:
+def send_test_pending(annotation: str | None, status: Mapping[str, Any]) -> bool:
     """A send-test annotation value not yet answered in ``status.lastTest.request``
     (restarts and repeated events do not send twice)."""
     if not annotation:

@@ -49,7 +49,7 @@ from alert_contacts.domain.feedback import (
     bot_delivery_patch,
     group_delivery_patch,
     last_test,
-    test_pending,
+    send_test_pending,
 )
 from alert_contacts.domain.mail import build_message, render_email
 from alert_contacts.domain.notices import (
@@ -486,7 +486,7 @@ class DeliveryEngine:
                      status: Mapping[str, Any]) -> bool:
         """Start a test send for an annotation value not yet answered; False if nothing
         to do (answered, already running, or this replica is not the leader)."""
-        if value is None or not test_pending(value, status) or not self.leader():
+        if value is None or not send_test_pending(value, status) or not self.leader():
             return False
         if (ref, value) in self._tests or self._answered.get(ref) == value:
             return False
