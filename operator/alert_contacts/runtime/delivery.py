@@ -41,7 +41,6 @@ from alert_contacts.domain.delivery import (
 )
 from alert_contacts.domain.dingtalk import (
     DingTalkMessage,
-    dingtalk_mobile,
     merge_messages,
     render_dingtalk,
 )
@@ -73,6 +72,8 @@ EMAIL = "email"
 NOTICE_PERIOD_SECONDS = 30.0
 RATE_WINDOW_SECONDS = 60.0
 DINGTALK_TIMEOUT_SECONDS = 10.0
+# Most queued messages joined into one send (each join is checked against 20,000 bytes).
+MAX_MERGED = 100
 
 
 class DingTalkSending(Protocol):
@@ -209,10 +210,10 @@ class RobotQueue:
         first = ready[0]
         batch = [first]
         merged = first.message
-        for item in ready[1:]:
+        for item in ready[1:MAX_MERGED]:
             if (item.url, item.secret) != (first.url, first.secret):
                 break
-            joined = merge_messages([merged, item.message])
+            joined = merge_messages([i.message for i in (*batch, item)])
             if len(joined) != 1:
                 break
             merged = joined[0]
@@ -343,8 +344,7 @@ class DeliveryEngine:
 
     def _render(self, notification: Notification, mobiles: Sequence[str], *,
                 test: bool = False) -> list[DingTalkMessage]:
-        mentions = [dingtalk_mobile(m) for m in mobiles]
-        rendered = render_dingtalk(notification, mentions, self.tz, test=test,
+        rendered = render_dingtalk(notification, mobiles, self.tz, test=test,
                                    template=self.template)
         if rendered.template_error:
             logger.warning("DingTalk template failed, the built-in one was used: %s",
