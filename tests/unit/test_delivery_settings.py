@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -166,3 +168,15 @@ def test_bad_smtp_settings_are_refused_naming_the_variable(
         SmtpSettings.from_env(env)
     assert expected in str(caught.value)
     assert "s3cret" not in str(caught.value)
+
+
+def test_the_charts_schema_accepts_a_host_with_a_port() -> None:
+    schema_file = (
+        Path(__file__).parents[2] / "deploy/helm/alert-contacts-operator/values.schema.json"
+    )
+    schema = json.loads(schema_file.read_text())
+    pattern = re.compile(schema["properties"]["dingtalkHosts"]["items"]["pattern"])
+    for entry in ("oapi.dingtalk.com", "fake.test:8443"):
+        assert pattern.search(entry) and split_host_entry(entry)
+    for entry in ("https://fake.test", "fake.test:port", "fake.test:8443/x"):
+        assert not pattern.search(entry)

@@ -237,7 +237,11 @@ class RobotQueue:
             message, batch = self._batch(ready) if len(ready) > 1 else (ready[0].message,
                                                                            ready[:1])
             self._sent.append(now)
-            outcome = await self._sender.send(batch[0].url, batch[0].secret, message)
+            try:
+                outcome = await self._sender.send(batch[0].url, batch[0].secret, message)
+            except Exception as e:  # a bug in a sender must not leave requests waiting
+                logger.exception("DingTalk sender failed unexpectedly")
+                outcome = SendOutcome("transient", "InternalError", None, type(e).__name__)
             after = self._clock()
             for item in batch:
                 delay = retry_delay(outcome, item.attempt, after - item.started, self._budget)
