@@ -39,6 +39,10 @@ class Alertmanager:
 
     receiver_url: str  # http://127.0.0.1:PORT/v1/alerts/NAMESPACE/GROUP
     token: str | None  # bearer token for the receiver; None sends no Authorization
+    # More receivers: alerts whose label ``route_label`` has a key of ``routes`` go to
+    # that URL instead (one webhook receiver per ContactGroup, as users configure it).
+    routes: Mapping[str, str] = field(default_factory=dict)
+    route_label: str = "contact_group"
     group_by: Sequence[str] = ("alertname",)
     group_wait: str = "1s"
     group_interval: str = "2s"
@@ -57,22 +61,31 @@ class Alertmanager:
     def log_path(self) -> Path:
         return self.workdir / "alertmanager.log"
 
-    def config(self) -> dict[str, Any]:
+    def _receiver(self, name: str, url: str) -> dict[str, Any]:
         webhook: dict[str, Any] = {
-            "url": self.receiver_url, "send_resolved": True, "max_alerts": 0,
+            "url": url, "send_resolved": True, "max_alerts": 0,
             "timeout": self.webhook_timeout,
         }
         if self.token is not None:
             webhook["http_config"] = {
                 "authorization": {"type": "Bearer", "credentials": self.token}
             }
+        return {"name": name, "webhook_configs": [webhook]}
+
+    def config(self) -> dict[str, Any]:
+        names = {value: f"contact-group-{i}" for i, value in enumerate(self.routes)}
         return {
             "route": {
                 "receiver": "contact-group", "group_by": list(self.group_by),
                 "group_wait": self.group_wait, "group_interval": self.group_interval,
                 "repeat_interval": self.repeat_interval,
+                "routes": [{"matchers": [f'{self.route_label}="{value}"'], "receiver": name}
+                           for value, name in names.items()],
             },
-            "receivers": [{"name": "contact-group", "webhook_configs": [webhook]}],
+            "receivers": [
+                self._receiver("contact-group", self.receiver_url),
+                *(self._receiver(names[value], url) for value, url in self.routes.items()),
+            ],
         }
 
     def start(self) -> Alertmanager:

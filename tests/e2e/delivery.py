@@ -40,7 +40,7 @@ class Delivery:
     receiver_port: int
     token: str
     dingtalk: FakeDingTalk
-    smtp: SmtpServer
+    smtp: SmtpServer | None
 
     def url(self, namespace: str, group: str) -> str:
         return f"http://127.0.0.1:{self.receiver_port}/v1/alerts/{namespace}/{group}"
@@ -64,25 +64,26 @@ class Delivery:
 
 
 def delivery_env(receiver_port: int, token: str, ca: LocalCA, dingtalk: FakeDingTalk,
-                 smtp: SmtpServer, **extra: str) -> dict[str, str]:
+                 smtp: SmtpServer | None, **extra: str) -> dict[str, str]:
     return {
         "ALERT_CONTACTS_RECEIVER_PORT": str(receiver_port),
         "ALERT_CONTACTS_RECEIVER_TOKEN": token,
         "ALERT_CONTACTS_DINGTALK_HOSTS": f"oapi.dingtalk.com,{dingtalk.host}",
         "ALERT_CONTACTS_EXTRA_CA_FILE": str(ca.file),
         "ALERT_CONTACTS_TIMEZONE": TIMEZONE,
-        **smtp.env(),
+        **(smtp.env() if smtp is not None else {}),
         **extra,
     }
 
 
 @contextmanager
 def delivering_operator(cluster: Cluster, log_path: Path, ca: LocalCA, dingtalk: FakeDingTalk,
-                        smtp: SmtpServer, **extra_env: str) -> Iterator[Delivery]:
+                        smtp: SmtpServer | None, *args: str,
+                        **extra_env: str) -> Iterator[Delivery]:
     """``python -m alert_contacts`` with its receiver on a free port, trusting the test CA."""
     port = free_port()
     token = uuid.uuid4().hex
-    operator = Operator(cluster, log_path,
+    operator = Operator(cluster, log_path, args=list(args),
                         env=delivery_env(port, token, ca, dingtalk, smtp, **extra_env))
     operator.start()
     try:
