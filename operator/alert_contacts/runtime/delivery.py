@@ -64,6 +64,9 @@ from alert_contacts.domain.outcome import SendOutcome
 from alert_contacts.domain.ratelimit import next_send_at
 from alert_contacts.domain.records import ObjectRecord
 from alert_contacts.domain.types import ObjectRef
+from alert_contacts.runtime.dingtalk import DingTalkSender
+from alert_contacts.runtime.options import RunOptions, Templates
+from alert_contacts.runtime.smtp import SmtpSender
 
 logger = logging.getLogger(__name__)
 
@@ -290,7 +293,7 @@ class DeliveryEngine:
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], datetime] = lambda: datetime.now(UTC),
         budget: float = RETRY_BUDGET_SECONDS,
-        template: str | None = None,
+        templates: Templates | None = None,
     ) -> None:
         self.view = view
         self.dingtalk = dingtalk
@@ -302,7 +305,7 @@ class DeliveryEngine:
         self.clock = clock
         self.wall = wall
         self.budget = budget
-        self.template = template
+        self.templates = templates or Templates()
         self.seen = SeenWindow()
         self.throttle = NoticeThrottle()
         self._queues: dict[str, RobotQueue] = {}
@@ -349,7 +352,7 @@ class DeliveryEngine:
     def _render(self, notification: Notification, mobiles: Sequence[str], *,
                 test: bool = False) -> list[DingTalkMessage]:
         rendered = render_dingtalk(notification, mobiles, self.tz, test=test,
-                                   template=self.template)
+                                   template=self.templates.dingtalk)
         if rendered.template_error:
             logger.warning("DingTalk template failed, the built-in one was used: %s",
                            rendered.template_error)
@@ -400,7 +403,8 @@ class DeliveryEngine:
         if self.mail is None:
             self._no_smtp("emails")
             return None
-        rendered = render_email(subject_source, self.tz, test=test, template=self.template)
+        rendered = render_email(subject_source, self.tz, test=test,
+                                template=self.templates.email)
         if rendered.template_error:
             logger.warning("email template failed, the built-in one was used: %s",
                            rendered.template_error)
@@ -655,15 +659,10 @@ def notice_email(notice: Notice, sender: str, to: Sequence[str], bcc: bool) -> E
     return message
 
 
-def start_delivery(options: Any, view: ObjectView, kube: StatusWriting) -> DeliveryEngine:
-    """The engine from the run options, with its system-notice loop running.
-
-    ``leader`` answers True: until the operator elects a leader (one replica runs,
-    see handlers/startup.py), this replica is the one that delivers.
-    """
-    from alert_contacts.runtime.dingtalk import DingTalkSender
-    from alert_contacts.runtime.smtp import SmtpSender
-
+def start_delivery(options: RunOptions, view: ObjectView, kube: StatusWriting,
+                   leader: Callable[[], bool]) -> DeliveryEngine:
+    """The engine from the run options, with its system-notice loop running; it
+    delivers, sends tests and notices only while ``leader()`` is true."""
     delivery = options.delivery
     settings = delivery.settings
     sender = DingTalkSender(options.settings.dingtalk_hosts, settings.extra_ca_file,
@@ -676,6 +675,7 @@ def start_delivery(options: Any, view: ObjectView, kube: StatusWriting) -> Deliv
         logger.warning("SMTP is not configured (ALERT_CONTACTS_SMTP_HOST): emails and system "
                        "notices are not sent")
     engine = DeliveryEngine(view, sender, mail, kube, settings.timezone,
-                            quota=options.settings.quota)
+                            quota=options.settings.quota, leader=leader,
+                            templates=delivery.templates)
     engine.start()
     return engine
