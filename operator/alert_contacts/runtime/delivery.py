@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Se
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
 from email.message import EmailMessage
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from alert_contacts import metrics
 from alert_contacts.domain.alerts import Notification
@@ -70,8 +70,9 @@ from alert_contacts.runtime.smtp import SmtpSender
 
 logger = logging.getLogger(__name__)
 
-DINGTALK = "dingtalk"
-EMAIL = "email"
+Channel = Literal["dingtalk", "email"]
+DINGTALK: Channel = "dingtalk"
+EMAIL: Channel = "email"
 NOTICE_PERIOD_SECONDS = 30.0
 RATE_WINDOW_SECONDS = 60.0
 DINGTALK_TIMEOUT_SECONDS = 10.0
@@ -314,6 +315,8 @@ class DeliveryEngine:
         # Answered here, in case a watch event older than our status write arrives late.
         self._answered: dict[ObjectRef, str] = {}
         self._told_no_smtp = False
+        self._written: dict[ObjectRef, dict[str, Any]] = {}  # status.delivery we wrote
+        self._last_write: dict[ObjectRef, asyncio.Task[None]] = {}
 
     # -- receiver interface
 
@@ -457,7 +460,7 @@ class DeliveryEngine:
 
     # -- status feedback (on change only; never blocks the answer)
 
-    def _in_background(self, work: Awaitable[Any], what: str) -> None:
+    def _in_background(self, work: Awaitable[Any], what: str) -> asyncio.Task[None]:
         async def guarded() -> None:
             try:
                 await work
@@ -466,27 +469,54 @@ class DeliveryEngine:
         task = asyncio.create_task(guarded())
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+        return task
 
-    def _status(self, ref: ObjectRef) -> Mapping[str, Any] | None:
+    def _write(self, ref: ObjectRef, patch: dict[str, Any]) -> None:
+        """Patch ``ref``'s status after any earlier write to it (never out of order)."""
+        before = self._last_write.get(ref)
+
+        async def in_order() -> None:
+            if before is not None:
+                await asyncio.wait([before])
+            await self.kube.patch_status(ref, patch)
+        task = self._in_background(in_order(), f"status.delivery of {ref}")
+        self._last_write[ref] = task
+        task.add_done_callback(
+            lambda done: self._last_write.pop(ref, None) if self._last_write.get(ref) is done
+            else None)
+
+    def _delivery_seen(self, ref: ObjectRef) -> Mapping[str, Any] | None:
+        """status.delivery as we last wrote it, else as the watch shows it: an outcome
+        written a moment ago is compared with, even before its echo arrives."""
         record = lookup_record(self.view, ref)
-        return None if record is None else record.status
+        if record is None:
+            return None
+        shown = record.status.get("delivery")
+        written = self._written.get(ref)
+        if written is None:
+            return {"delivery": shown} if shown is not None else {}
+        if ref.kind == "ContactGroup" and isinstance(shown, Mapping):
+            return {"delivery": {**shown, **written}}
+        return {"delivery": written}
 
     def _record_bot(self, ref: ObjectRef, outcome: SendOutcome) -> None:
-        status = self._status(ref)
+        status = self._delivery_seen(ref)
         if status is None:
             return
         patch = bot_delivery_patch(status, outcome, self.wall())
         if patch is not None:
-            self._in_background(self.kube.patch_status(ref, patch), f"status.delivery of {ref}")
+            self._written[ref] = patch["status"]["delivery"]
+            self._write(ref, patch)
 
-    def _record_group(self, ref: ObjectRef, channel: str, outcome: SendOutcome,
+    def _record_group(self, ref: ObjectRef, channel: Channel, outcome: SendOutcome,
                       detail: str) -> None:
-        status = self._status(ref)
+        status = self._delivery_seen(ref)
         if status is None:
             return
-        patch = group_delivery_patch(status, channel, outcome, self.wall(), detail)  # type: ignore[arg-type]
+        patch = group_delivery_patch(status, channel, outcome, self.wall(), detail)
         if patch is not None:
-            self._in_background(self.kube.patch_status(ref, patch), f"status.delivery of {ref}")
+            self._written[ref] = {**self._written.get(ref, {}), **patch["status"]["delivery"]}
+            self._write(ref, patch)
 
     # -- test sends
 
