@@ -52,6 +52,8 @@ class Settings:
 
 def split_host_entry(entry: str) -> tuple[str, int | None]:
     """``host`` or ``host:port`` of an allowed DingTalk host; ValueError says what is wrong."""
+    if "/" in entry or "@" in entry:
+        raise ValueError("must be a host name (optionally :port), not a URL")
     host, colon, port_text = entry.strip().lower().partition(":")
     if not host:
         raise ValueError("the host name is empty")

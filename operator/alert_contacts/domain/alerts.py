@@ -97,7 +97,7 @@ class Notification(_Payload):
 def parse_notification(data: bytes) -> Notification:
     """The notification in a webhook request body, or PayloadError naming the field."""
     try:
-        document = json.loads(data)
+        document = json.loads(data.decode("utf-8"))
     except UnicodeDecodeError:
         raise PayloadError("the body is not UTF-8 text") from None
     except json.JSONDecodeError as exc:

@@ -29,11 +29,12 @@ from .templates import render_template, template_context
 MAX_MESSAGE_BYTES = 20_000
 """DingTalk refuses a robot message over 20,000 bytes; counted on the whole JSON body."""
 
-TRUNCATED_MARKER = "\n\n…(truncated: this alert is too long for one DingTalk message)"
+TRUNCATED_MARKER = " …(truncated: this alert is too long for one DingTalk message)"
 TEST_BANNER = "**[TEST]** This is a test message from alert-contacts-operator; no alert is firing."
 MAX_TITLE_CHARS = 100
 MAX_VALUE_CHARS = 2_000
-"""Any one annotation or label value is cut to this many characters in the default text."""
+"""A label value is cut to this many characters in the default text (annotations are not:
+an alert too long for one message is truncated as a whole, with TRUNCATED_MARKER)."""
 
 
 @dataclass(frozen=True)
@@ -176,9 +177,9 @@ def _alert_block(alert: Alert, tz: tzinfo, external_url: str) -> str:
     summary = alert.annotations.get("summary") or alert.annotations.get("message")
     description = alert.annotations.get("description")
     if summary:
-        paragraphs.append(f"> {_md(_clip(summary, MAX_VALUE_CHARS))}")
+        paragraphs.append(f"> {_md(summary)}")
     if description and description != summary:
-        paragraphs.append(_md(_clip(description, MAX_VALUE_CHARS)))
+        paragraphs.append(_md(description))
     lines: list[str] = []
     shown = {k: v for k, v in sorted(alert.labels.items()) if k not in ("alertname", "severity")}
     if shown:
@@ -255,9 +256,13 @@ def _pack(
             chunks.append(current)
             current = []
         if not current:
+            section, text = block
             alone = compose(title, header, [block])
-            if alone.size() > MAX_MESSAGE_BYTES:
-                block = (block[0], _truncate_block(block[1], alone.size() - MAX_MESSAGE_BYTES))
+            slack = 0
+            while alone.size() > MAX_MESSAGE_BYTES:
+                block = (section, _truncate_block(text, alone.size() - MAX_MESSAGE_BYTES + slack))
+                alone = compose(title, header, [block])
+                slack += 64  # JSON escaping of the cut text made it a little longer
         current.append(block)
     if current or not chunks:
         chunks.append(current)
@@ -278,15 +283,33 @@ def _pack(
 
 
 def _truncate_block(text: str, excess: int) -> str:
-    """``text`` shortened by at least ``excess`` bytes of JSON, plus the marker."""
-    encoded_len = body_size({"t": text})
-    budget = encoded_len - excess - body_size({"t": TRUNCATED_MARKER}) - 16
-    cut = text
-    # JSON escaping makes bytes and characters differ; shrink until it fits.
-    while cut and body_size({"t": cut}) > budget:
-        over = body_size({"t": cut}) - budget
-        cut = cut[: max(0, len(cut) - max(over // 4, 1))]
-    return cut + TRUNCATED_MARKER
+    """``text`` at least ``excess`` JSON bytes shorter, with the marker where it was cut.
+
+    The longest paragraph (in practice the description) is cut, so the alert's
+    name, times and links at the end of the block survive.
+    """
+    paragraphs = text.split("\n\n")
+    sizes = [body_size({"t": p}) for p in paragraphs]
+    longest = max(range(len(paragraphs)), key=sizes.__getitem__)
+    need = excess + body_size({"t": TRUNCATED_MARKER}) - body_size({"t": ""})
+    target = sizes[longest] - need
+    if target < body_size({"t": ""}):
+        # Even the longest paragraph is not enough: cut the block from its end.
+        return _cut_to(text, body_size({"t": text}) - need) + TRUNCATED_MARKER
+    paragraphs[longest] = _cut_to(paragraphs[longest], target) + TRUNCATED_MARKER
+    return "\n\n".join(paragraphs)
+
+
+def _cut_to(text: str, limit: int) -> str:
+    """The longest prefix of ``text`` whose JSON string form is at most ``limit`` bytes."""
+    lo, hi = 0, len(text)
+    while lo < hi:
+        middle = (lo + hi + 1) // 2
+        if body_size({"t": text[:middle]}) <= limit:
+            lo = middle
+        else:
+            hi = middle - 1
+    return text[:lo]
 
 
 # ---------------------------------------------------------------- user templates
@@ -329,8 +352,12 @@ def _render_custom(
         if len(part) > 1:
             middle = len(part) // 2
             return fill(part[:middle]) or fill(part[middle:])
-        text = _truncate_block(rendered.text, rendered.size() - MAX_MESSAGE_BYTES)
-        out.append(DingTalkMessage(rendered.title, text, at_mobiles))
+        message, slack = rendered, 0
+        while message.size() > MAX_MESSAGE_BYTES:
+            text = _truncate_block(rendered.text, rendered.size() - MAX_MESSAGE_BYTES + slack)
+            message = DingTalkMessage(rendered.title, text, at_mobiles)
+            slack += 64
+        out.append(message)
         return None
 
     error = fill(alerts)

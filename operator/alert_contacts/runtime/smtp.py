@@ -157,6 +157,14 @@ class SmtpSender:
                 exc.code,
                 f"{where} answered {exc.code}: {_short(exc.message)}",
             )
+        except aiosmtplib.SMTPConnectError as exc:
+            # aiosmtplib wraps TLS failures of the connection (implicit TLS) in this one.
+            cause = exc.__cause__ or exc.__context__
+            if isinstance(cause, ssl.SSLError):
+                why = f"TLS with {where} failed: {_tls_why(cause)}"
+                return SendOutcome("transient", reasons.TLS_ERROR, None, why)
+            why = f"cannot connect to {where}: {_short(str(exc))}"
+            return SendOutcome("transient", reasons.NETWORK_ERROR, None, why)
         except aiosmtplib.SMTPNotSupported as exc:
             return SendOutcome(
                 "permanent", reasons.SMTP_REJECTED, None, f"{where}: {_short(str(exc))}"
@@ -178,10 +186,7 @@ class SmtpSender:
             )
         except ssl.SSLError as exc:
             return SendOutcome(
-                "transient",
-                reasons.TLS_ERROR,
-                None,
-                f"TLS with {where} failed: {getattr(exc, 'verify_message', None) or exc.reason}",
+                "transient", reasons.TLS_ERROR, None, f"TLS with {where} failed: {_tls_why(exc)}"
             )
         except OSError as exc:
             why = f"cannot reach {where}: {exc.__class__.__name__}"
@@ -196,6 +201,10 @@ class SmtpSender:
                 f" {len(refused)} refused",
             )
         return SendOutcome("ok", reasons.DELIVERED, 250, f"accepted for {count} recipient(s)")
+
+
+def _tls_why(exc: ssl.SSLError) -> str:
+    return str(getattr(exc, "verify_message", None) or exc.reason or exc.__class__.__name__)
 
 
 def _by_code(code: int) -> Literal["transient", "permanent"]:
