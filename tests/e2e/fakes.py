@@ -10,7 +10,7 @@
   recording every accepted message.
 
 The operator reaches both through configuration a real user may also need: the
-CA in ``ALERT_CONTACTS_EXTRA_CA_FILE`` and ``127.0.0.1:PORT`` in
+CA in ``ALERT_CONTACTS_EXTRA_CA_FILE`` and ``localhost:PORT`` in
 ``ALERT_CONTACTS_DINGTALK_HOSTS``; the SMTP server through ``ALERT_CONTACTS_SMTP_*``.
 """
 
@@ -57,6 +57,7 @@ _INJECTED: dict[int, tuple[int, str]] = {
 }
 
 RATE_LIMIT = 20  # messages a robot accepts in any 60 s
+MAX_MESSAGE_BYTES = 20_000  # DingTalk refuses a larger message body
 RATE_WINDOW = 60.0
 TIMESTAMP_WINDOW_MS = 3_600_000  # DingTalk refuses a timestamp more than 1 hour off
 
@@ -202,8 +203,9 @@ class FakeDingTalk:
 
     @property
     def host(self) -> str:
-        """The ``host:port`` entry for ``ALERT_CONTACTS_DINGTALK_HOSTS``."""
-        return f"127.0.0.1:{self.port}"
+        """The ``host:port`` entry for ``ALERT_CONTACTS_DINGTALK_HOSTS``: a host name, as
+        the operator refuses IP addresses in webhook URLs."""
+        return f"localhost:{self.port}"
 
     def add_robot(self, secret: str | None = None, keyword: str | None = None) -> str:
         """A new robot (optionally signed, optionally with a keyword); returns its token."""
