@@ -80,7 +80,13 @@ async def configure(
     memo.reconciler = Reconciler(indices, options.settings, Kube(load_client()))
     memo.reconcile_task = asyncio.create_task(memo.reconciler.run(), name="reconcile loop")
     memo.delivery = start_delivery(options, indices, memo.reconciler.kube, _leader(memo))
-    memo.receiver = await start_receiver(options.receiver, memo.delivery)
+    try:
+        memo.receiver = await start_receiver(options.receiver, memo.delivery)
+    except OSError as e:  # a taken port: stop with a clear message rather than retry
+        raise kopf.PermanentError(
+            f"receiver: cannot listen on {options.receiver.address}:{options.receiver.port}: "
+            f"{e.strerror or e} (set --receiver-port / ALERT_CONTACTS_RECEIVER_PORT; 0 "
+            "disables the receiver)") from None
     logger.info(
         "alert-contacts operator starting: quota %d, default region %s, DingTalk hosts %s, "
         "webhook %s", options.settings.quota, options.settings.default_region,
