@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import html
 import logging
 import time
 from collections import deque
@@ -50,7 +51,7 @@ from alert_contacts.domain.feedback import (
     last_test,
     send_test_pending,
 )
-from alert_contacts.domain.mail import build_message, render_email
+from alert_contacts.domain.mail import RenderedEmail, build_message, render_email
 from alert_contacts.domain.notices import (
     Notice,
     NoticeThrottle,
@@ -637,6 +638,9 @@ class DeliveryEngine:
             await queue.close()
         for task in list(self._background):
             task.cancel()
+        close = getattr(self.dingtalk, "close", None)
+        if close is not None:
+            await close()
 
 
 def member(view: ObjectView, ref: ObjectRef) -> MemberContact | None:
@@ -677,16 +681,9 @@ def notice_message(notice: Notice) -> DingTalkMessage:
 
 
 def notice_email(notice: Notice, sender: str, to: Sequence[str], bcc: bool) -> EmailMessage:
-    message = EmailMessage()
-    message["Subject"] = notice.subject
-    message["From"] = sender
-    if bcc:
-        message["To"] = sender
-        message["Bcc"] = ", ".join(to)
-    else:
-        message["To"] = ", ".join(to)
-    message.set_content(notice.text)
-    return message
+    text = f"{notice.text}\n\n-- alert-contacts-operator\n"
+    rendered = RenderedEmail(notice.subject, text, f"<p>{html.escape(notice.text)}</p>")
+    return build_message(sender, to, rendered, bcc=bcc)
 
 
 def start_delivery(options: RunOptions, view: ObjectView, kube: StatusWriting,
