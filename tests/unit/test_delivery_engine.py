@@ -262,3 +262,19 @@ def test_a_replica_that_is_not_the_leader_sends_no_tests_or_notices() -> None:
         assert await subject.notices_once() == []
     run(main)
     assert dingtalk.sent == [] and mail.sent == []
+
+
+def test_outcomes_are_written_on_change_in_order_even_before_the_watch_echoes_them() -> None:
+    view, kube = cluster(), FakeKube()
+    dingtalk = FakeDingTalk({URL_A: [KEYWORD, OK, OK]})
+
+    async def main() -> None:
+        subject = engine(view, dingtalk, kube=kube)
+        for fingerprint in ("f1", "f2", "f3"):  # the view never shows our writes
+            await subject.deliver("team", "sre",
+                                  parse_notification(payload(fingerprint=fingerprint)))
+        await asyncio.gather(*subject._background)
+    run(main)
+    results = [p["status"]["delivery"]["result"] for ref, p in kube.patches
+               if ref.kind == "DingTalkBot"]
+    assert results == ["Failed", "Delivered"]  # the third, same outcome, writes nothing

@@ -32,6 +32,9 @@ MAX_MESSAGE_BYTES = 20_000
 TRUNCATED_MARKER = " …(truncated: this alert is too long for one DingTalk message)"
 TEST_BANNER = "**[TEST]** This is a test message from alert-contacts-operator; no alert is firing."
 MAX_TITLE_CHARS = 100
+PART_RESERVE = 32
+"""Bytes kept free for the " (2/5)" part numbers in the title and heading of a split message."""
+SEPARATOR_BYTES = len(json.dumps("\n\n")) - 2
 MAX_VALUE_CHARS = 2_000
 """A label value is cut to this many characters in the default text (annotations are not:
 an alert too long for one message is truncated as a whole, with TRUNCATED_MARKER)."""
@@ -86,6 +89,18 @@ def dingtalk_mobile(e164: str) -> str:
     return f"+{number.country_code}-{national}"
 
 
+def _mentionable(mentions: Sequence[str]) -> list[str]:
+    # Members' mobiles are normalised E.164 by validation; one that is not
+    # cannot be mentioned, and must not stop the message.
+    out = []
+    for mobile in mentions:
+        try:
+            out.append(dingtalk_mobile(mobile))
+        except ValueError:
+            continue
+    return out
+
+
 def _mention_line(at_mobiles: Sequence[str]) -> str:
     return " ".join(f"@{m}" for m in at_mobiles)
 
@@ -109,7 +124,7 @@ def render_dingtalk(
     sandboxed) replaces the default text; when it fails, the default is used
     and the error returned in ``template_error``.
     """
-    at_mobiles = tuple(dict.fromkeys(dingtalk_mobile(m) for m in mentions))
+    at_mobiles = tuple(dict.fromkeys(_mentionable(mentions)))
     title = _clip(("[TEST] " if test else "") + notification_title(notification), MAX_TITLE_CHARS)
     alerts = _ordered(notification.alerts)
     error: str | None = None
@@ -179,7 +194,9 @@ def _alert_block(alert: Alert, tz: tzinfo, external_url: str) -> str:
     if summary:
         paragraphs.append(f"> {_md(summary)}")
     if description and description != summary:
-        paragraphs.append(_md(description))
+        # Keep the description's own lines: runbooks and stack traces read badly as one.
+        lines_of = [_md(line) for line in description.splitlines() if line.strip()]
+        paragraphs.append("\n\n".join(lines_of))
     lines: list[str] = []
     shown = {k: v for k, v in sorted(alert.labels.items()) if k not in ("alertname", "severity")}
     if shown:
@@ -249,21 +266,32 @@ def _pack(
             pieces.append(footer)
         return DingTalkMessage(part_title, "\n\n".join(pieces), at_mobiles)
 
+    # Sizes add up: JSON escapes character by character, so the body's size is
+    # the empty message's plus, per piece, its escaped length and a separator's.
+    # That keeps packing linear in the number of alerts.
+    budget = MAX_MESSAGE_BYTES - PART_RESERVE
+    empty = compose(title, header, []).size()
     chunks: list[list[tuple[str, str]]] = []
     current: list[tuple[str, str]] = []
+    size = empty
     for block in blocks:
-        if current and compose(title, header, [*current, block]).size() > MAX_MESSAGE_BYTES:
+        added = _escaped_len(block[1]) + SEPARATOR_BYTES
+        if not current or current[-1][0] != block[0]:
+            added += _escaped_len(_section_heading(block[0], counts[block[0]])) + SEPARATOR_BYTES
+        if current and size + added > budget:
             chunks.append(current)
-            current = []
-        if not current:
+            current, size = [], empty
+        if not current:  # the first block of a message: measured whole, with its heading
             section, text = block
             alone = compose(title, header, [block])
             slack = 0
-            while alone.size() > MAX_MESSAGE_BYTES:
-                block = (section, _truncate_block(text, alone.size() - MAX_MESSAGE_BYTES + slack))
+            while alone.size() > budget:
+                block = (section, _truncate_block(text, alone.size() - budget + slack))
                 alone = compose(title, header, [block])
                 slack += 64  # JSON escaping of the cut text made it a little longer
+            added = alone.size() - empty
         current.append(block)
+        size += added
     if current or not chunks:
         chunks.append(current)
 
@@ -280,6 +308,11 @@ def _pack(
             message = compose(title, header, chunk)
         messages.append(message)
     return messages
+
+
+def _escaped_len(text: str) -> int:
+    """Bytes ``text`` takes inside a JSON string (without the quotes)."""
+    return len(json.dumps(text, ensure_ascii=False).encode()) - 2
 
 
 def _truncate_block(text: str, excess: int) -> str:

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,15 @@ def _webhook_server(options: RunOptions) -> kopf.WebhookServer:
     )
 
 
+def _leader(memo: kopf.Memo) -> Callable[[], bool]:
+    """Whether this replica may deliver: with leader election (``memo.leadership``)
+    only the Lease holder does; without it, the one replica does."""
+    def is_leader() -> bool:
+        leadership = getattr(memo, "leadership", None)
+        return leadership is None or bool(leadership.is_leader())
+    return is_leader
+
+
 @kopf.on.startup()
 async def configure(
     settings: kopf.OperatorSettings,
@@ -69,8 +79,14 @@ async def configure(
     indices = Indices(contacts_index, bots_index, groups_index, secrets_index)
     memo.reconciler = Reconciler(indices, options.settings, Kube(load_client()))
     memo.reconcile_task = asyncio.create_task(memo.reconciler.run(), name="reconcile loop")
-    memo.delivery = start_delivery(options, indices, memo.reconciler.kube)
-    memo.receiver = await start_receiver(options.receiver, memo.delivery)
+    memo.delivery = start_delivery(options, indices, memo.reconciler.kube, _leader(memo))
+    try:
+        memo.receiver = await start_receiver(options.receiver, memo.delivery)
+    except OSError as e:  # a taken port: stop with a clear message rather than retry
+        raise kopf.PermanentError(
+            f"receiver: cannot listen on {options.receiver.address}:{options.receiver.port}: "
+            f"{e.strerror or e} (set --receiver-port / ALERT_CONTACTS_RECEIVER_PORT; 0 "
+            "disables the receiver)") from None
     logger.info(
         "alert-contacts operator starting: quota %d, default region %s, DingTalk hosts %s, "
         "webhook %s", options.settings.quota, options.settings.default_region,

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import html
 import logging
 import time
 from collections import deque
@@ -21,7 +22,7 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Se
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
 from email.message import EmailMessage
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from alert_contacts import metrics
 from alert_contacts.domain.alerts import Notification
@@ -50,7 +51,7 @@ from alert_contacts.domain.feedback import (
     last_test,
     send_test_pending,
 )
-from alert_contacts.domain.mail import build_message, render_email
+from alert_contacts.domain.mail import RenderedEmail, build_message, render_email
 from alert_contacts.domain.notices import (
     Notice,
     NoticeThrottle,
@@ -64,11 +65,15 @@ from alert_contacts.domain.outcome import SendOutcome
 from alert_contacts.domain.ratelimit import next_send_at
 from alert_contacts.domain.records import ObjectRecord
 from alert_contacts.domain.types import ObjectRef
+from alert_contacts.runtime.dingtalk import DingTalkSender
+from alert_contacts.runtime.options import RunOptions, Templates
+from alert_contacts.runtime.smtp import SmtpSender
 
 logger = logging.getLogger(__name__)
 
-DINGTALK = "dingtalk"
-EMAIL = "email"
+Channel = Literal["dingtalk", "email"]
+DINGTALK: Channel = "dingtalk"
+EMAIL: Channel = "email"
 NOTICE_PERIOD_SECONDS = 30.0
 RATE_WINDOW_SECONDS = 60.0
 DINGTALK_TIMEOUT_SECONDS = 10.0
@@ -290,7 +295,7 @@ class DeliveryEngine:
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], datetime] = lambda: datetime.now(UTC),
         budget: float = RETRY_BUDGET_SECONDS,
-        template: str | None = None,
+        templates: Templates | None = None,
     ) -> None:
         self.view = view
         self.dingtalk = dingtalk
@@ -302,7 +307,7 @@ class DeliveryEngine:
         self.clock = clock
         self.wall = wall
         self.budget = budget
-        self.template = template
+        self.templates = templates or Templates()
         self.seen = SeenWindow()
         self.throttle = NoticeThrottle()
         self._queues: dict[str, RobotQueue] = {}
@@ -311,6 +316,8 @@ class DeliveryEngine:
         # Answered here, in case a watch event older than our status write arrives late.
         self._answered: dict[ObjectRef, str] = {}
         self._told_no_smtp = False
+        self._written: dict[ObjectRef, dict[str, Any]] = {}  # status.delivery we wrote
+        self._last_write: dict[ObjectRef, asyncio.Task[None]] = {}
 
     # -- receiver interface
 
@@ -349,7 +356,7 @@ class DeliveryEngine:
     def _render(self, notification: Notification, mobiles: Sequence[str], *,
                 test: bool = False) -> list[DingTalkMessage]:
         rendered = render_dingtalk(notification, mobiles, self.tz, test=test,
-                                   template=self.template)
+                                   template=self.templates.dingtalk)
         if rendered.template_error:
             logger.warning("DingTalk template failed, the built-in one was used: %s",
                            rendered.template_error)
@@ -400,7 +407,8 @@ class DeliveryEngine:
         if self.mail is None:
             self._no_smtp("emails")
             return None
-        rendered = render_email(subject_source, self.tz, test=test, template=self.template)
+        rendered = render_email(subject_source, self.tz, test=test,
+                                template=self.templates.email)
         if rendered.template_error:
             logger.warning("email template failed, the built-in one was used: %s",
                            rendered.template_error)
@@ -453,7 +461,7 @@ class DeliveryEngine:
 
     # -- status feedback (on change only; never blocks the answer)
 
-    def _in_background(self, work: Awaitable[Any], what: str) -> None:
+    def _in_background(self, work: Awaitable[Any], what: str) -> asyncio.Task[None]:
         async def guarded() -> None:
             try:
                 await work
@@ -462,27 +470,54 @@ class DeliveryEngine:
         task = asyncio.create_task(guarded())
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+        return task
 
-    def _status(self, ref: ObjectRef) -> Mapping[str, Any] | None:
+    def _write(self, ref: ObjectRef, patch: dict[str, Any]) -> None:
+        """Patch ``ref``'s status after any earlier write to it (never out of order)."""
+        before = self._last_write.get(ref)
+
+        async def in_order() -> None:
+            if before is not None:
+                await asyncio.wait([before])
+            await self.kube.patch_status(ref, patch)
+        task = self._in_background(in_order(), f"status.delivery of {ref}")
+        self._last_write[ref] = task
+        task.add_done_callback(
+            lambda done: self._last_write.pop(ref, None) if self._last_write.get(ref) is done
+            else None)
+
+    def _delivery_seen(self, ref: ObjectRef) -> Mapping[str, Any] | None:
+        """status.delivery as we last wrote it, else as the watch shows it: an outcome
+        written a moment ago is compared with, even before its echo arrives."""
         record = lookup_record(self.view, ref)
-        return None if record is None else record.status
+        if record is None:
+            return None
+        shown = record.status.get("delivery")
+        written = self._written.get(ref)
+        if written is None:
+            return {"delivery": shown} if shown is not None else {}
+        if ref.kind == "ContactGroup" and isinstance(shown, Mapping):
+            return {"delivery": {**shown, **written}}
+        return {"delivery": written}
 
     def _record_bot(self, ref: ObjectRef, outcome: SendOutcome) -> None:
-        status = self._status(ref)
+        status = self._delivery_seen(ref)
         if status is None:
             return
         patch = bot_delivery_patch(status, outcome, self.wall())
         if patch is not None:
-            self._in_background(self.kube.patch_status(ref, patch), f"status.delivery of {ref}")
+            self._written[ref] = patch["status"]["delivery"]
+            self._write(ref, patch)
 
-    def _record_group(self, ref: ObjectRef, channel: str, outcome: SendOutcome,
+    def _record_group(self, ref: ObjectRef, channel: Channel, outcome: SendOutcome,
                       detail: str) -> None:
-        status = self._status(ref)
+        status = self._delivery_seen(ref)
         if status is None:
             return
-        patch = group_delivery_patch(status, channel, outcome, self.wall(), detail)  # type: ignore[arg-type]
+        patch = group_delivery_patch(status, channel, outcome, self.wall(), detail)
         if patch is not None:
-            self._in_background(self.kube.patch_status(ref, patch), f"status.delivery of {ref}")
+            self._written[ref] = {**self._written.get(ref, {}), **patch["status"]["delivery"]}
+            self._write(ref, patch)
 
     # -- test sends
 
@@ -603,6 +638,9 @@ class DeliveryEngine:
             await queue.close()
         for task in list(self._background):
             task.cancel()
+        close = getattr(self.dingtalk, "close", None)
+        if close is not None:
+            await close()
 
 
 def member(view: ObjectView, ref: ObjectRef) -> MemberContact | None:
@@ -643,27 +681,15 @@ def notice_message(notice: Notice) -> DingTalkMessage:
 
 
 def notice_email(notice: Notice, sender: str, to: Sequence[str], bcc: bool) -> EmailMessage:
-    message = EmailMessage()
-    message["Subject"] = notice.subject
-    message["From"] = sender
-    if bcc:
-        message["To"] = sender
-        message["Bcc"] = ", ".join(to)
-    else:
-        message["To"] = ", ".join(to)
-    message.set_content(notice.text)
-    return message
+    text = f"{notice.text}\n\n-- alert-contacts-operator\n"
+    rendered = RenderedEmail(notice.subject, text, f"<p>{html.escape(notice.text)}</p>")
+    return build_message(sender, to, rendered, bcc=bcc)
 
 
-def start_delivery(options: Any, view: ObjectView, kube: StatusWriting) -> DeliveryEngine:
-    """The engine from the run options, with its system-notice loop running.
-
-    ``leader`` answers True: until the operator elects a leader (one replica runs,
-    see handlers/startup.py), this replica is the one that delivers.
-    """
-    from alert_contacts.runtime.dingtalk import DingTalkSender
-    from alert_contacts.runtime.smtp import SmtpSender
-
+def start_delivery(options: RunOptions, view: ObjectView, kube: StatusWriting,
+                   leader: Callable[[], bool]) -> DeliveryEngine:
+    """The engine from the run options, with its system-notice loop running; it
+    delivers, sends tests and notices only while ``leader()`` is true."""
     delivery = options.delivery
     settings = delivery.settings
     sender = DingTalkSender(options.settings.dingtalk_hosts, settings.extra_ca_file,
@@ -676,6 +702,7 @@ def start_delivery(options: Any, view: ObjectView, kube: StatusWriting) -> Deliv
         logger.warning("SMTP is not configured (ALERT_CONTACTS_SMTP_HOST): emails and system "
                        "notices are not sent")
     engine = DeliveryEngine(view, sender, mail, kube, settings.timezone,
-                            quota=options.settings.quota)
+                            quota=options.settings.quota, leader=leader,
+                            templates=delivery.templates)
     engine.start()
     return engine

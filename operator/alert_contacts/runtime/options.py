@@ -49,12 +49,42 @@ class ReceiverOptions:
 
 
 @dataclass(frozen=True)
+class Templates:
+    """User templates (Jinja2, sandboxed): DingTalk markdown and the email's HTML part.
+    None: the built-in rendering. A failing template falls back to it, reported."""
+
+    dingtalk: str | None = None
+    email: str | None = None
+
+
+TEMPLATE_FILES = {"dingtalk": "dingtalk.md.j2", "email": "email.html.j2"}
+
+
+def _templates(directory: str) -> Templates:
+    if not directory:
+        return Templates()
+    path = Path(directory)
+    if not path.is_dir():
+        raise ValueError(f"ALERT_CONTACTS_TEMPLATES_DIR {directory!r}: not a directory")
+    found: dict[str, str | None] = {}
+    for key, name in TEMPLATE_FILES.items():
+        file = path / name
+        try:
+            found[key] = file.read_text(encoding="utf-8") if file.is_file() else None
+        except (OSError, UnicodeDecodeError) as e:
+            raise ValueError(f"ALERT_CONTACTS_TEMPLATES_DIR {directory!r}: cannot read "
+                             f"{name}: {e}") from None
+    return Templates(**found)
+
+
+@dataclass(frozen=True)
 class DeliveryOptions:
     """Where alerts go out: time zone and extra CA (DeliverySettings), SMTP (None: no email)."""
 
     settings: DeliverySettings = field(default_factory=DeliverySettings)
     smtp: SmtpSettings | None = None
     bcc: bool = True  # recipients in Bcc (ALERT_CONTACTS_SMTP_BCC=false: in To)
+    templates: Templates = field(default_factory=Templates)
 
 
 def _delivery_options(env: Mapping[str, str]) -> DeliveryOptions:
@@ -65,6 +95,8 @@ def _delivery_options(env: Mapping[str, str]) -> DeliveryOptions:
         settings=DeliverySettings.from_env(env),
         smtp=SmtpSettings.from_env(env),
         bcc=bcc_text in ("true", "1", "yes"),
+        # A mounted ConfigMap: dingtalk.md.j2 and/or email.html.j2.
+        templates=_templates(env.get("ALERT_CONTACTS_TEMPLATES_DIR", "").strip()),
     )
 
 
