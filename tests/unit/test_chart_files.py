@@ -615,3 +615,20 @@ def test_dingtalk_hosts_may_carry_a_port() -> None:
     c = container(render("dingtalkHosts={oapi.dingtalk.com,dingtalk.corp.example:8443}"))
     options = parse(c["args"], container_env(c))
     assert options.settings.dingtalk_hosts == ("oapi.dingtalk.com", "dingtalk.corp.example:8443")
+
+
+def test_templates_config_map_is_the_templates_dir(tmp_path: Path) -> None:
+    docs = render("delivery.templatesConfigMap=our-templates")
+    c = container(docs)
+    env = container_env(c)
+    mounts = {m["name"]: m["mountPath"] for m in c["volumeMounts"]}
+    assert env["ALERT_CONTACTS_TEMPLATES_DIR"] == mounts["templates"]
+    volumes = {v["name"]: v for v in one(docs, "Deployment")["spec"]["template"]["spec"]
+               ["volumes"]}
+    assert volumes["templates"]["configMap"]["name"] == "our-templates"
+    # What the kubelet would mount there (a ConfigMap key per file), read by the operator.
+    (tmp_path / "dingtalk.md.j2").write_text("{{ status }}")
+    env["ALERT_CONTACTS_TEMPLATES_DIR"] = str(tmp_path)
+    templates = parse(c["args"], env).delivery.templates
+    assert (templates.dingtalk, templates.email) == ("{{ status }}", None)
+    assert "ALERT_CONTACTS_TEMPLATES_DIR" not in container_env(container(render()))

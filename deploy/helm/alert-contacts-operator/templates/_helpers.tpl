@@ -119,3 +119,7 @@ the caBundle and the Deployment's checksum agree.
 {{- define "aco.extraCADir" -}}
 /etc/alert-contacts/extra-ca
 {{- end }}
+
+{{- define "aco.templatesDir" -}}
+/etc/alert-contacts/templates
+{{- end }}
