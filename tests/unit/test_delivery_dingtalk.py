@@ -86,6 +86,18 @@ def test_duplicate_mentions_are_mentioned_once() -> None:
     assert message.text.count("@13900139000") == 1
 
 
+def test_a_mobile_that_is_not_e164_is_skipped_not_fatal() -> None:
+    mentions = ["13800138000", "+8613900139000"]
+    [message] = render_dingtalk(notification(), mentions, SHANGHAI).messages
+    assert message.at_mobiles == ("13900139000",)
+
+
+def test_description_lines_stay_lines() -> None:
+    alert = dict(FIRING_API, annotations={"description": "first line\nsecond line\n\n# third"})
+    [message] = render_dingtalk(notification(alerts=[alert]), [], SHANGHAI).messages
+    assert "first line\n\nsecond line\n\n\\# third" in message.text
+
+
 def test_no_mentions_means_no_at_line() -> None:
     [message] = render_dingtalk(notification(), [], SHANGHAI).messages
     assert message.at_mobiles == ()
@@ -168,6 +180,15 @@ def test_a_30000_byte_notification_is_split_between_alerts() -> None:
     assert [m.title[-len(f"({total}/{total})") :] for m in result.messages][-1] == (
         f"({total}/{total})"
     )
+
+
+def test_split_messages_are_filled_before_a_new_one_starts() -> None:
+    result = render_dingtalk(many_alerts(200, 300), MENTIONS, SHANGHAI)
+    sizes = [m.size() for m in result.messages]
+    assert len(sizes) >= 3
+    # greedy packing: every message but the last was too full for the next alert
+    assert all(size > MAX_MESSAGE_BYTES - 1_500 for size in sizes[:-1])
+    assert max(sizes) <= MAX_MESSAGE_BYTES
 
 
 def test_an_alert_is_never_cut_between_two_messages() -> None:
@@ -335,6 +356,8 @@ def _answer(errcode: int, errmsg: str) -> bytes:
         (200, _answer(400101, "access_token不存在"), "permanent", reasons.TOKEN_NOT_FOUND, 400101),
         (200, _answer(400102, "机器人已停用"), "permanent", reasons.BOT_DISABLED, 400102),
         (200, _answer(400013, "群已被解散"), "permanent", reasons.GROUP_DISSOLVED, 400013),
+        (200, _answer(400106, "机器人不存在"), "permanent", reasons.BOT_NOT_FOUND, 400106),
+        (200, _answer(410100, "发送速度太快而限流"), "transient", reasons.RATE_LIMITED, 410100),
         (200, _answer(499999, "group dissolved"), "permanent", reasons.GROUP_DISSOLVED, 499999),
         (200, _answer(430102, "含有不合适的文字"), "permanent", reasons.CONTENT_REJECTED, 430102),
         (200, _answer(123, "unknown"), "permanent", reasons.MESSAGE_REJECTED, 123),

@@ -32,6 +32,9 @@ MAX_MESSAGE_BYTES = 20_000
 TRUNCATED_MARKER = " …(truncated: this alert is too long for one DingTalk message)"
 TEST_BANNER = "**[TEST]** This is a test message from alert-contacts-operator; no alert is firing."
 MAX_TITLE_CHARS = 100
+PART_RESERVE = 32
+"""Bytes kept free for the " (2/5)" part numbers in the title and heading of a split message."""
+SEPARATOR_BYTES = len(json.dumps("\n\n")) - 2
 MAX_VALUE_CHARS = 2_000
 """A label value is cut to this many characters in the default text (annotations are not:
 an alert too long for one message is truncated as a whole, with TRUNCATED_MARKER)."""
@@ -86,6 +89,18 @@ def dingtalk_mobile(e164: str) -> str:
     return f"+{number.country_code}-{national}"
 
 
+def _mentionable(mentions: Sequence[str]) -> list[str]:
+    # Members' mobiles are normalised E.164 by validation; one that is not
+    # cannot be mentioned, and must not stop the message.
+    out = []
+    for mobile in mentions:
+        try:
+            out.append(dingtalk_mobile(mobile))
+        except ValueError:
+            continue
+    return out
+
+
 def _mention_line(at_mobiles: Sequence[str]) -> str:
     return " ".join(f"@{m}" for m in at_mobiles)
 
@@ -109,7 +124,7 @@ def render_dingtalk(
     sandboxed) replaces the default text; when it fails, the default is used
     and the error returned in ``template_error``.
     """
-    at_mobiles = tuple(dict.fromkeys(dingtalk_mobile(m) for m in mentions))
+    at_mobiles = tuple(dict.fromkeys(_mentionable(mentions)))
     title = _clip(("[TEST] " if test else "") + notification_title(notification), MAX_TITLE_CHARS)
     alerts = _ordered(notification.alerts)
     error: str | None = None
@@ -179,7 +194,9 @@ def _alert_block(alert: Alert, tz: tzinfo, external_url: str) -> str:
     if summary:
         paragraphs.append(f"> {_md(summary)}")
     if description and description != summary:
-        paragraphs.append(_md(description))
+        # Keep the description's own lines: runbooks and stack traces read badly as one.
+        lines_of = [_md(line) for line in description.splitlines() if line.strip()]
+        paragraphs.append("\n\n".join(lines_of))
     lines: list[str] = []
     shown = {k: v for k, v in sorted(alert.labels.items()) if k not in ("alertname", "severity")}
     if shown:
@@ -249,21 +266,32 @@ def _pack(
             pieces.append(footer)
         return DingTalkMessage(part_title, "\n\n".join(pieces), at_mobiles)
 
+    # Sizes add up: JSON escapes character by character, so the body's size is
+    # the empty message's plus, per piece, its escaped length and a separator's.
+    # That keeps packing linear in the number of alerts.
+    budget = MAX_MESSAGE_BYTES - PART_RESERVE
+    empty = compose(title, header, []).size()
     chunks: list[list[tuple[str, str]]] = []
     current: list[tuple[str, str]] = []
+    size = empty
     for block in blocks:
-        if current and compose(title, header, [*current, block]).size() > MAX_MESSAGE_BYTES:
+        added = _escaped_len(block[1]) + SEPARATOR_BYTES
+        if not current or current[-1][0] != block[0]:
+            added += _escaped_len(_section_heading(block[0], counts[block[0]])) + SEPARATOR_BYTES
+        if current and size + added > budget:
             chunks.append(current)
-            current = []
-        if not current:
+            current, size = [], empty
+        if not current:  # the first block of a message: measured whole, with its heading
             section, text = block
             alone = compose(title, header, [block])
             slack = 0
-            while alone.size() > MAX_MESSAGE_BYTES:
-                block = (section, _truncate_block(text, alone.size() - MAX_MESSAGE_BYTES + slack))
+            while alone.size() > budget:
+                block = (section, _truncate_block(text, alone.size() - budget + slack))
                 alone = compose(title, header, [block])
                 slack += 64  # JSON escaping of the cut text made it a little longer
+            added = alone.size() - empty
         current.append(block)
+        size += added
     if current or not chunks:
         chunks.append(current)
 
@@ -280,6 +308,11 @@ def _pack(
             message = compose(title, header, chunk)
         messages.append(message)
     return messages
+
+
+def _escaped_len(text: str) -> int:
+    """Bytes ``text`` takes inside a JSON string (without the quotes)."""
+    return len(json.dumps(text, ensure_ascii=False).encode()) - 2
 
 
 def _truncate_block(text: str, excess: int) -> str:
@@ -425,26 +458,34 @@ def signed_url(url: str, secret: str, timestamp_ms: int) -> str:
 # ---------------------------------------------------------------- answers
 
 # DingTalk's robot API answers errors inside HTTP 200 as {"errcode": N, "errmsg": "..."}.
-# The codes below are the ones its custom-robot documentation and real answers show:
+# Codes from DingTalk's custom-robot error table (as open-source robot clients reproduce
+# it) and from answers quoted in their tests and issue threads:
 #   0       ok
-#   -1      "系统繁忙" (system busy): retry later
-#   130101  "send too fast, exceed 20 times per minute": the bot is throttled (10 minutes)
+#   -1      "系统繁忙" (system busy): retry later (DingTalk's global error codes)
+#   130101  "send too fast, exceed 20 times per minute": the bot is throttled for 10 minutes
+#   410100  "发送速度太快而限流" (sending too fast, throttled)
 #   310000  security setting not met; errmsg tells which: "keywords not in content",
 #           "sign not match", "invalid timestamp", "ip X.X.X.X not in whitelist"
 #   300001, 300005  "token is not exist"; 400101 "access_token不存在" (token not found)
-#   400102  "机器人已停用" (the robot was switched off)
 #   400013  "群已被解散" (the group chat was dissolved)
-#   400105  unsupported message type; 430101-430104 content refused by DingTalk's checks
-# Throttling may also come back as {"status": ..., "punish": "..."} (see KubeSphere's
-# notification-manager, which checks both shapes).
-_TRANSIENT_CODES = {-1: reasons.SERVER_BUSY, 130101: reasons.RATE_LIMITED}
+#   400102  "机器人已停用" (the robot was switched off)
+#   400105  unsupported message type; 400106 "机器人不存在" (the robot is not in the group)
+#   430101-430104  link, text, image or content refused by DingTalk's content checks
+# Throttling may also come back as {"status": ..., "punish": "..."} (KubeSphere's
+# notification-manager checks both shapes).
+_TRANSIENT_CODES = {
+    -1: reasons.SERVER_BUSY,
+    130101: reasons.RATE_LIMITED,
+    410100: reasons.RATE_LIMITED,
+}
 _PERMANENT_CODES = {
     300001: reasons.TOKEN_NOT_FOUND,
     300005: reasons.TOKEN_NOT_FOUND,
     400101: reasons.TOKEN_NOT_FOUND,
-    400102: reasons.BOT_DISABLED,
     400013: reasons.GROUP_DISSOLVED,
+    400102: reasons.BOT_DISABLED,
     400105: reasons.MESSAGE_REJECTED,
+    400106: reasons.BOT_NOT_FOUND,
     430101: reasons.CONTENT_REJECTED,
     430102: reasons.CONTENT_REJECTED,
     430103: reasons.CONTENT_REJECTED,

@@ -107,8 +107,9 @@ class SmtpSender:
     async def send(self, message: EmailMessage) -> SendOutcome:
         """Send ``message`` (recipients from its To/Cc/Bcc); the result never lists addresses."""
         s = self.settings
-        count = len(getaddresses(message.get_all("To", []) + message.get_all("Cc", [])
-                                 + message.get_all("Bcc", [])))
+        headers = [*message.get_all("To", []), *message.get_all("Cc", []),
+                   *message.get_all("Bcc", [])]
+        count = sum(1 for _, address in getaddresses(headers) if address)
         where = f"{s.host}:{s.port}"
         try:
             async with asyncio.timeout(s.timeout):
