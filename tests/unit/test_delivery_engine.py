@@ -278,3 +278,18 @@ def test_outcomes_are_written_on_change_in_order_even_before_the_watch_echoes_th
     results = [p["status"]["delivery"]["result"] for ref, p in kube.patches
                if ref.kind == "DingTalkBot"]
     assert results == ["Failed", "Delivered"]  # the third, same outcome, writes nothing
+
+
+def test_a_message_whose_request_gave_up_is_not_sent_late() -> None:
+    dingtalk = FakeDingTalk()
+
+    async def main() -> None:
+        queue = RobotQueue(dingtalk, time.monotonic, budget=5.0, limit=1, window=0.5)
+        target = BotTarget(ObjectRef("DingTalkBot", "n", "b"), URL_A)
+        first = queue.submit(target, DingTalkMessage("first", "x" * 15_000))
+        late = queue.submit(target, DingTalkMessage("late", "y" * 15_000))
+        await first
+        late.cancel()  # the request waiting for it timed out
+        await asyncio.sleep(0.7)
+    run(main)
+    assert [m.title for _, _, m in dingtalk.sent] == ["first"]

@@ -227,6 +227,11 @@ class RobotQueue:
 
     async def _run(self) -> None:
         while self._pending:
+            # A request that gave up (its answer timed out) is not sent late: Alertmanager
+            # sends it again, and a late copy would then arrive twice.
+            self._pending = [i for i in self._pending if not i.done.done()]
+            if not self._pending:
+                break
             now = self._clock()
             while self._sent and self._sent[0] <= now - self._window:
                 self._sent.popleft()
