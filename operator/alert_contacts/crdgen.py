@@ -40,6 +40,7 @@ class KindInfo:
     columns: tuple[Schema, ...]
     normalized: Schema | None = None
     members: bool = False
+    claims_keys: bool = False  # Contacts and DingTalkBots: status.duplicateOf
     selectable_fields: tuple[str, ...] = ()
 
     @property
@@ -58,6 +59,10 @@ _DISPLAY_NAME = _column("Display Name", "string", ".spec.displayName", "Human-re
 _READY = _column("Ready", "string", READY_STATUS, "Whether the object is ready (Ready condition)")
 _REASON = _column("Reason", "string", READY_REASON, "Why it is (not) ready (Ready condition)")
 _AGE = _column("Age", "date", ".metadata.creationTimestamp", "Time since creation")
+_DUPLICATE_OF = _column(
+    "Duplicate Of", "string", ".status.duplicateOf",
+    "The object that owns a key this one also claims (when not unique)", priority=1,
+)
 
 KINDS: tuple[KindInfo, ...] = (
     KindInfo(
@@ -71,8 +76,9 @@ KINDS: tuple[KindInfo, ...] = (
         ),
         columns=(
             _DISPLAY_NAME,
-            _column("Mobile", "string", ".spec.mobile", "Mobile number as written"),
-            _column("Email", "string", ".spec.email", "Email address as written"),
+            _column("Mobile", "string", ".status.normalized.mobile",
+                    "Mobile number, normalised (E.164): two spellings of one number look alike"),
+            _column("Email", "string", ".status.normalized.email", "Email address, normalised"),
             _column(
                 "System Notices",
                 "boolean",
@@ -82,6 +88,9 @@ KINDS: tuple[KindInfo, ...] = (
             _READY,
             _REASON,
             _AGE,
+            _column("Mobile As Written", "string", ".spec.mobile", "spec.mobile", priority=1),
+            _column("Email As Written", "string", ".spec.email", "spec.email", priority=1),
+            _DUPLICATE_OF,
         ),
         normalized={
             "type": "object",
@@ -99,7 +108,13 @@ KINDS: tuple[KindInfo, ...] = (
                 },
             },
         },
-        selectable_fields=(".spec.email", ".spec.mobile"),
+        claims_keys=True,
+        selectable_fields=(
+            ".status.normalized.mobile",
+            ".status.normalized.email",
+            ".spec.mobile",
+            ".spec.email",
+        ),
     ),
     KindInfo(
         kind="DingTalkBot",
@@ -110,7 +125,18 @@ KINDS: tuple[KindInfo, ...] = (
             "webhook. Each webhook access token is unique cluster-wide; bots count as "
             "contacts towards the quota."
         ),
-        columns=(_DISPLAY_NAME, _READY, _REASON, _AGE),
+        columns=(
+            _DISPLAY_NAME,
+            _column("URL Secret", "string", ".spec.webhook.secretRef.name",
+                    "The Secret holding the webhook URL (empty: the URL is inline in spec)"),
+            _column("Signing Secret", "string", ".spec.signingSecretRef.name",
+                    "The Secret holding the signing secret (empty: the robot does not sign)"),
+            _READY,
+            _REASON,
+            _AGE,
+            _DUPLICATE_OF,
+        ),
+        claims_keys=True,
     ),
     KindInfo(
         kind="ContactGroup",
@@ -123,6 +149,7 @@ KINDS: tuple[KindInfo, ...] = (
         columns=(
             _column("Members", "string", ".status.members.summary", "Ready members / total"),
             _READY,
+            _REASON,
             _AGE,
         ),
         members=True,
@@ -310,6 +337,14 @@ def status_schema(info: KindInfo) -> Schema:
         properties["members"] = _members_schema()
     for key, schema in status_field_schemas(info.kind).items():
         properties[key] = structural(schema)
+    if info.claims_keys:
+        properties["duplicateOf"] = {
+            "description": (
+                "While the object is not unique: the object that owns the first key it also "
+                "claims, as 'Kind namespace/name' (the Duplicate Of column of -o wide)."
+            ),
+            "type": "string",
+        }
     properties["conditions"] = {
         "description": (
             "Current state: Ready summarises, Stalled is True while the object cannot "

@@ -356,6 +356,8 @@ def _answer(errcode: int, errmsg: str) -> bytes:
         (200, _answer(400101, "access_token不存在"), "permanent", reasons.TOKEN_NOT_FOUND, 400101),
         (200, _answer(400102, "机器人已停用"), "permanent", reasons.BOT_DISABLED, 400102),
         (200, _answer(400013, "群已被解散"), "permanent", reasons.GROUP_DISSOLVED, 400013),
+        (200, _answer(400106, "机器人不存在"), "permanent", reasons.BOT_NOT_FOUND, 400106),
+        (200, _answer(410100, "发送速度太快而限流"), "transient", reasons.RATE_LIMITED, 410100),
         (200, _answer(499999, "group dissolved"), "permanent", reasons.GROUP_DISSOLVED, 499999),
         (200, _answer(430102, "含有不合适的文字"), "permanent", reasons.CONTENT_REJECTED, 430102),
         (200, _answer(123, "unknown"), "permanent", reasons.MESSAGE_REJECTED, 123),

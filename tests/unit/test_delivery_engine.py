@@ -191,8 +191,15 @@ def test_the_rate_limit_is_never_exceeded_and_nothing_is_dropped() -> None:
     assert [m.title for _, _, m in dingtalk.sent] == [f"m{i}" for i in range(8)]
 
 
+def sent_metric() -> float:
+    from prometheus_client import REGISTRY
+    return REGISTRY.get_sample_value("alert_contacts_messages_sent_total",
+                                     {"channel": "dingtalk"}) or 0.0
+
+
 def test_messages_waiting_behind_the_limit_are_merged() -> None:
     dingtalk = FakeDingTalk()
+    before = sent_metric()
 
     async def main() -> None:
         queue = RobotQueue(dingtalk, time.monotonic, budget=5.0, limit=2, window=0.3)
@@ -204,6 +211,7 @@ def test_messages_waiting_behind_the_limit_are_merged() -> None:
     texts = "\n".join(m.text for _, _, m in dingtalk.sent)
     assert len(dingtalk.sent) < 12
     assert all(f"alert {i}" in texts for i in range(12))
+    assert sent_metric() - before == len(dingtalk.sent)  # a merged message counts once
 
 
 def test_a_test_send_is_recorded_once_per_request() -> None:
@@ -278,3 +286,18 @@ def test_outcomes_are_written_on_change_in_order_even_before_the_watch_echoes_th
     results = [p["status"]["delivery"]["result"] for ref, p in kube.patches
                if ref.kind == "DingTalkBot"]
     assert results == ["Failed", "Delivered"]  # the third, same outcome, writes nothing
+
+
+def test_a_message_whose_request_gave_up_is_not_sent_late() -> None:
+    dingtalk = FakeDingTalk()
+
+    async def main() -> None:
+        queue = RobotQueue(dingtalk, time.monotonic, budget=5.0, limit=1, window=0.5)
+        target = BotTarget(ObjectRef("DingTalkBot", "n", "b"), URL_A)
+        first = queue.submit(target, DingTalkMessage("first", "x" * 15_000))
+        late = queue.submit(target, DingTalkMessage("late", "y" * 15_000))
+        await first
+        late.cancel()  # the request waiting for it timed out
+        await asyncio.sleep(0.7)
+    run(main)
+    assert [m.title for _, _, m in dingtalk.sent] == ["first"]

@@ -48,12 +48,20 @@ def test_the_sandbox_refuses_python_internals(source: str) -> None:
         "{{ [1] * 100000000 }}",
         "{{ 10 ** 1000000 }}",
         "{% for i in range(10000000) %}x{% endfor %}",
+        # prints nothing, so the output cap would never stop it: 10^10 iterations
+        "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}",
     ],
 )
 def test_resource_bombs_are_refused(source: str) -> None:
     result = render_template(source, CONTEXT)
     assert result.text is None
     assert result.error is not None
+
+
+def test_the_range_budget_is_per_rendering() -> None:
+    source = "{% for i in range(150000) %}{% endfor %}ok"
+    assert render_template(source, CONTEXT).text == "ok"
+    assert render_template(source, CONTEXT).text == "ok"  # the budget starts anew
 
 
 def test_output_is_capped() -> None:

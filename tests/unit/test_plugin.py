@@ -134,12 +134,19 @@ def test_table_has_ready_and_reason_columns_and_dashes_for_nothing() -> None:
     assert lines[0].split() == ["KIND", "NAME", "DISPLAY", "NAME", "MOBILE", "EMAIL", "READY",
                                 "REASON", "AGE"]
     assert lines[1].split()[:2] == ["Contact", "alice"]  # sorted by name
-    assert "+86 138 0013 8000" in lines[1] and lines[1].split()[-3:] == ["True", "Accepted", "10m"]
+    assert lines[1].split()[-5:] == [
+        "+8613800138000", "alice@example.com", "True", "Accepted", "10m"]  # normalised keys
     assert lines[2].split()[:2] == ["DingTalkBot", "oncall-robot"]
     assert lines[2].split()[-5:] == ["-", "-", "-", "-", "-"]
     # columns line up: every row's READY starts where the header's does
     column = lines[0].index("READY")
     assert lines[1][column:].startswith("True") and lines[2][column:].startswith("-")
+
+
+def test_table_shows_keys_as_written_until_normalised_and_names_for_blank_display_names() -> None:
+    fresh = contact("carol", displayName=" ", mobile="139 0013 9001", email="Carol@Example.com")
+    cells = render.row(fresh, NOW)
+    assert cells[1:5] == ("carol", "carol", "139 0013 9001", "Carol@Example.com")
 
 
 def test_all_namespaces_adds_the_namespace_column() -> None:
@@ -585,9 +592,9 @@ def test_secrets_are_read_as_the_operator_reads_them(tmp_path: Path) -> None:
     assert lines[0] == (f"{path}:16: error: DingTalkBot team-a/b: spec.webhook.secretRef: the "
                         f"webhook URL in Secret 's' key 'password': {unusable} [InvalidSpec]")
     assert lines[1] == (f"{path}:22: error: DingTalkBot team-a/c: spec.webhook.secretRef: Secret "
-                        "'tls' key 'url' not found in this namespace (create the Secret or add "
-                        "the key); Secret 'tls' in the files has type 'kubernetes.io/tls', and "
-                        "the operator reads only Opaque Secrets [SecretNotFound]")
+                        "'tls' in this namespace has type 'kubernetes.io/tls'; the operator "
+                        "reads webhook URLs and signing secrets only from Secrets of type "
+                        "'Opaque' (create an Opaque Secret of that name instead) [SecretNotFound]")
     assert len(lines) == 2
 
 

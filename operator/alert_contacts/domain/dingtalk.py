@@ -458,26 +458,34 @@ def signed_url(url: str, secret: str, timestamp_ms: int) -> str:
 # ---------------------------------------------------------------- answers
 
 # DingTalk's robot API answers errors inside HTTP 200 as {"errcode": N, "errmsg": "..."}.
-# The codes below are the ones its custom-robot documentation and real answers show:
+# Codes from DingTalk's custom-robot error table (as open-source robot clients reproduce
+# it) and from answers quoted in their tests and issue threads:
 #   0       ok
-#   -1      "系统繁忙" (system busy): retry later
-#   130101  "send too fast, exceed 20 times per minute": the bot is throttled (10 minutes)
+#   -1      "系统繁忙" (system busy): retry later (DingTalk's global error codes)
+#   130101  "send too fast, exceed 20 times per minute": the bot is throttled for 10 minutes
+#   410100  "发送速度太快而限流" (sending too fast, throttled)
 #   310000  security setting not met; errmsg tells which: "keywords not in content",
 #           "sign not match", "invalid timestamp", "ip X.X.X.X not in whitelist"
 #   300001, 300005  "token is not exist"; 400101 "access_token不存在" (token not found)
-#   400102  "机器人已停用" (the robot was switched off)
 #   400013  "群已被解散" (the group chat was dissolved)
-#   400105  unsupported message type; 430101-430104 content refused by DingTalk's checks
-# Throttling may also come back as {"status": ..., "punish": "..."} (see KubeSphere's
-# notification-manager, which checks both shapes).
-_TRANSIENT_CODES = {-1: reasons.SERVER_BUSY, 130101: reasons.RATE_LIMITED}
+#   400102  "机器人已停用" (the robot was switched off)
+#   400105  unsupported message type; 400106 "机器人不存在" (the robot is not in the group)
+#   430101-430104  link, text, image or content refused by DingTalk's content checks
+# Throttling may also come back as {"status": ..., "punish": "..."} (KubeSphere's
+# notification-manager checks both shapes).
+_TRANSIENT_CODES = {
+    -1: reasons.SERVER_BUSY,
+    130101: reasons.RATE_LIMITED,
+    410100: reasons.RATE_LIMITED,
+}
 _PERMANENT_CODES = {
     300001: reasons.TOKEN_NOT_FOUND,
     300005: reasons.TOKEN_NOT_FOUND,
     400101: reasons.TOKEN_NOT_FOUND,
-    400102: reasons.BOT_DISABLED,
     400013: reasons.GROUP_DISSOLVED,
+    400102: reasons.BOT_DISABLED,
     400105: reasons.MESSAGE_REJECTED,
+    400106: reasons.BOT_NOT_FOUND,
     430101: reasons.CONTENT_REJECTED,
     430102: reasons.CONTENT_REJECTED,
     430103: reasons.CONTENT_REJECTED,

@@ -17,8 +17,8 @@ from alert_contacts.domain.conditions import bot_status, contact_status, status_
 from alert_contacts.domain.decisions import Decision, decide
 from alert_contacts.domain.feedback import with_delivering
 from alert_contacts.domain.groups import evaluate_group, group_status
-from alert_contacts.domain.records import ObjectRecord
-from alert_contacts.domain.types import Candidate, ObjectRef, Verdict
+from alert_contacts.domain.records import ObjectRecord, secret_value
+from alert_contacts.domain.types import Candidate, NotOpaque, ObjectRef, Verdict
 from alert_contacts.domain.validation import scrub_personal_data, validate_bot, validate_contact
 from alert_contacts.settings import Settings
 
@@ -61,9 +61,8 @@ def event(
 def bot_verdict(record: ObjectRecord, secrets: SecretIndex, settings: Settings) -> Verdict:
     namespace = record.ref.namespace
 
-    def resolve(name: str, key: str) -> str | None:
-        data = secrets.get((namespace, name))
-        return None if data is None else data.get(key)
+    def resolve(name: str, key: str) -> str | NotOpaque | None:
+        return secret_value(secrets.get((namespace, name)), key)
 
     return validate_bot(record.spec, resolve, settings)
 

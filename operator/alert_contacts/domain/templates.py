@@ -1,14 +1,15 @@
 """User templates: Jinja2 in a sandbox, output capped, errors returned, never raised.
 
-A template is untrusted input (it comes from a ConfigMap any namespace admin
-may edit), so it renders in Jinja2's SandboxedEnvironment (no access to
-Python internals), with undefined names as errors, bounded operators and a cap
-on the output. Whatever goes wrong comes back as text for the caller to fall
-back to the default rendering and report the error.
+A template is input from a ConfigMap, not code of the operator, so it renders
+in Jinja2's SandboxedEnvironment (no access to Python internals), with
+undefined names as errors, bounded ``*``/``**``, one budget for range() across
+the whole rendering and a cap on the output. Whatever goes wrong comes back as
+text for the caller to fall back to the default rendering and report the error.
 """
 
 from __future__ import annotations
 
+import contextvars
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import tzinfo
@@ -26,6 +27,11 @@ MAX_TEMPLATE_SOURCE = 64 * 1024
 MAX_SEQUENCE = 100_000
 """Largest string or list a template may build with ``*`` (the sandbox caps range() alike)."""
 MAX_ERROR_CHARS = 300
+MAX_RANGE_ITEMS = 200_000
+"""Items all range() calls of one rendering may produce together: nested loops over
+ranges multiply, and a loop that prints nothing is not stopped by the output cap."""
+
+_range_budget: contextvars.ContextVar[int] = contextvars.ContextVar("range_budget", default=0)
 
 
 @dataclass(frozen=True)
@@ -54,6 +60,17 @@ class _BoundedSandbox(SandboxedEnvironment):
         return super().call_binop(context, operator, left, right)
 
 
+def _bounded_range(*args: int) -> range:
+    items = range(*args)
+    left = _range_budget.get() - len(items)
+    if left < 0:
+        raise SecurityError(
+            f"range() would produce more than {MAX_RANGE_ITEMS} items in one rendering"
+        )
+    _range_budget.set(left)
+    return items
+
+
 def _big_number(value: Any, limit: int) -> bool:
     return isinstance(value, int | float) and abs(value) > limit
 
@@ -66,6 +83,7 @@ def _environment(html: bool) -> SandboxedEnvironment:
         lstrip_blocks=True,
         keep_trailing_newline=False,
     )
+    env.globals["range"] = _bounded_range
     return env
 
 
@@ -87,6 +105,7 @@ def render_template(
     if len(source.encode()) > MAX_TEMPLATE_SOURCE:
         return TemplateResult(None, f"the template is longer than {MAX_TEMPLATE_SOURCE} bytes")
     env = _ENVIRONMENTS[html]
+    budget = _range_budget.set(MAX_RANGE_ITEMS)
     try:
         template = env.from_string(source)
         pieces: list[str] = []
@@ -106,6 +125,8 @@ def render_template(
         return TemplateResult(None, "the template recursed too deeply")
     except Exception as exc:  # a user template must never crash delivery
         return TemplateResult(None, _error(type(exc).__name__, exc))
+    finally:
+        _range_budget.reset(budget)
     text = "".join(pieces).strip()
     if not text:
         return TemplateResult(None, "the template produced no text")

@@ -29,6 +29,13 @@ class Reason(enum.StrEnum):
     NO_MEMBERS = "NoMembers"
 
 
+@dataclass(frozen=True)
+class NotOpaque:
+    """A Secret that exists but is of a type the operator does not read (only Opaque)."""
+
+    secret_type: str
+
+
 @dataclass(frozen=True, order=True)
 class ObjectRef:
     """Identity of one namespaced object of ours."""

@@ -1,8 +1,8 @@
 """Secrets that DingTalk bots reference: a bot waits (SecretNotFound) until its Secret exists.
 
-Only Opaque Secrets are indexed, and of those only values that could be a
-webhook URL or a signing secret (see ``secret_data``): other workloads'
-passwords never sit in the operator's memory. Watching Secrets cluster-wide
+Of Opaque Secrets only values that could be a webhook URL or a signing secret
+are indexed, of other Secrets only their type (see ``secret_data``): other
+workloads' passwords never sit in the operator's memory. Watching Secrets cluster-wide
 needs list/watch on them (the chart's ClusterRole says why).
 """
 
@@ -15,18 +15,14 @@ import kopf
 from alert_contacts.domain.records import secret_data
 
 
-def _is_opaque(body: kopf.Body, **_: Any) -> bool:
-    return bool(body.get("type", "Opaque") == "Opaque")
-
-
-@kopf.index("", "v1", "secrets", when=_is_opaque)
+@kopf.index("", "v1", "secrets")
 async def secrets_index(
     body: kopf.Body, namespace: str, name: str, **_: Any
 ) -> dict[tuple[str, str], dict[str, str]]:
     return {(namespace, name): secret_data(body)}
 
 
-@kopf.on.event("", "v1", "secrets", when=_is_opaque)
+@kopf.on.event("", "v1", "secrets")
 async def secret_changed(
     memo: kopf.Memo, namespace: str, bots_index: kopf.Index[Any, Any], **_: Any
 ) -> None:

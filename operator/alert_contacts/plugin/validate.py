@@ -27,12 +27,13 @@ from yaml.nodes import MappingNode, Node, SequenceNode
 
 from alert_contacts.domain.decisions import Decision, decide, describe_claim
 from alert_contacts.domain.groups import member_label, member_refs
-from alert_contacts.domain.records import secret_data
+from alert_contacts.domain.records import secret_data, secret_value
 from alert_contacts.domain.types import (
     API_VERSION,
     GROUP,
     Candidate,
     Claim,
+    NotOpaque,
     ObjectRef,
     Problem,
     Reason,
@@ -229,24 +230,16 @@ def field_line(node: Node, field_path: str) -> int:
 # ---------------------------------------------------------------- checking
 
 
-def _secrets(
-    documents: list[Document],
-) -> tuple[dict[tuple[str, str], dict[str, str]], dict[tuple[str, str], str]]:
+def _secrets(documents: list[Document]) -> dict[tuple[str, str], dict[str, str]]:
     """Secrets among the files, by (namespace, name): what the operator keeps of each
-    Opaque one (``secret_data``, as handlers/secrets.py), and the type of each other
-    one, which the operator does not read."""
+    (``secret_data``, as handlers/secrets.py: of a Secret of another type than
+    Opaque, only its type)."""
     found: dict[tuple[str, str], dict[str, str]] = {}
-    ignored: dict[tuple[str, str], str] = {}
     for doc in documents:
         if doc.kind != "Secret" or doc.body.get("apiVersion") != "v1":
             continue
-        where = (doc.ref.namespace, doc.ref.name)
-        secret_type = doc.body.get("type", "Opaque")
-        if secret_type != "Opaque":
-            ignored[where] = str(secret_type)
-            continue
-        found[where] = secret_data(_as_stored(doc.body))
-    return found, ignored
+        found[(doc.ref.namespace, doc.ref.name)] = secret_data(_as_stored(doc.body))
+    return found
 
 
 def _as_stored(body: Mapping[str, Any]) -> dict[str, Any]:
@@ -281,7 +274,7 @@ class Validator:
         self.documents = documents
         self.settings = settings
         self.report = Report()
-        self._secrets, self._ignored_secrets = _secrets(documents)
+        self._secrets = _secrets(documents)
 
     def _add(self, severity: Severity, doc: Document, problem: Problem, reason: str = "") -> None:
         message = problem.message if problem.field else problem.reason
@@ -349,20 +342,8 @@ class Validator:
                     f"{_ref_text(spec, problem.field)} is not in the given files, so it was not "
                     "checked offline; the operator checks it in the cluster"))
             else:
-                self._add("error", doc, self._explain(doc, spec, problem), verdict.reason)
+                self._add("error", doc, problem, verdict.reason)
         return verdict if verdict.valid else None
-
-    def _explain(self, doc: Document, spec: Mapping[str, Any], problem: Problem) -> Problem:
-        """``problem``, saying why when it names a non-Opaque Secret of the files."""
-        if problem.value is not None or problem.field not in SECRET_REF_FIELDS:
-            return problem
-        ref = _ref_at(spec, problem.field)
-        name = ref.get("name") if isinstance(ref, Mapping) else None
-        secret_type = self._ignored_secrets.get((doc.ref.namespace, str(name)))
-        if secret_type is None:
-            return problem
-        return Problem(problem.field, None, f"{problem.reason}; Secret {name!r} in the files has "
-                       f"type {secret_type!r}, and the operator reads only Opaque Secrets")
 
     def _bot_verdict(
         self, doc: Document, spec: Mapping[str, Any]
@@ -370,10 +351,8 @@ class Validator:
         missing: set[tuple[str, str]] = set()
         namespace = doc.ref.namespace
 
-        def resolve(name: str, key: str) -> str | None:
-            if (namespace, name) in self._ignored_secrets:
-                return None  # in the files, but the operator reads only Opaque Secrets
-            value = self._secrets.get((namespace, name), {}).get(key)
+        def resolve(name: str, key: str) -> str | NotOpaque | None:
+            value = secret_value(self._secrets.get((namespace, name)), key)
             if value is None:
                 missing.add((name, key))
             return value

@@ -227,6 +227,11 @@ class RobotQueue:
 
     async def _run(self) -> None:
         while self._pending:
+            # A request that gave up (its answer timed out) is not sent late: Alertmanager
+            # sends it again, and a late copy would then arrive twice.
+            self._pending = [i for i in self._pending if not i.done.done()]
+            if not self._pending:
+                break
             now = self._clock()
             while self._sent and self._sent[0] <= now - self._window:
                 self._sent.popleft()
@@ -248,16 +253,24 @@ class RobotQueue:
                 logger.exception("DingTalk sender failed unexpectedly")
                 outcome = SendOutcome("transient", "InternalError", None, type(e).__name__)
             after = self._clock()
+            retried = False
             for item in batch:
                 delay = retry_delay(outcome, item.attempt, after - item.started, self._budget)
                 if delay is not None:
-                    metrics.MESSAGES_RETRIED.labels(DINGTALK, outcome.reason).inc()
+                    retried = True
                     item.attempt += 1
                     item.not_before = after + delay
                     continue
                 self._pending.remove(item)
                 if not item.done.done():
                     item.done.set_result(outcome)
+            # Counted per message that went out (a merged one counts once).
+            if outcome.kind == "ok":
+                metrics.MESSAGES_SENT.labels(DINGTALK).inc()
+            elif retried:
+                metrics.MESSAGES_RETRIED.labels(DINGTALK, outcome.reason).inc()
+            else:
+                metrics.MESSAGES_FAILED.labels(DINGTALK, outcome.reason).inc()
         self._wake.clear()
 
 
@@ -371,11 +384,6 @@ class DeliveryEngine:
         outcomes = list(await asyncio.gather(*futures))
         self._observe_queues()
         outcome = worst(outcomes)
-        for each in outcomes:
-            if each.kind == "ok":
-                metrics.MESSAGES_SENT.labels(DINGTALK).inc()
-            else:
-                metrics.MESSAGES_FAILED.labels(DINGTALK, each.reason).inc()
         if outcome.kind != "ok":
             logger.warning("DingTalk delivery to %s: %s", bot.ref, outcome)
         self._record_bot(bot.ref, outcome)
