@@ -353,27 +353,6 @@ def test_the_receiver_refuses_bad_requests_with_4xx(
     assert delivery.token not in log and bot.token not in log
 
 
-def test_without_a_token_the_receiver_refuses_everything_and_says_why_once(
-    cluster: Cluster, delivery: Delivery, ca: LocalCA, dingtalk: FakeDingTalk,
-    smtp: SmtpServer, namespace: str, tmp_path: Path,
-) -> None:
-    bot = make_bot(cluster, dingtalk, namespace, "unguarded")
-    group = make_group(cluster, namespace, "open", [], [bot])
-    delivery.operator.stop()
-    try:
-        with delivering_operator(cluster, tmp_path / "operator.log", ca, dingtalk, smtp,
-                                 ALERT_CONTACTS_RECEIVER_TOKEN="") as tokenless:
-            body = payload([{"labels": {"alertname": "NoToken"}}])
-            for token in (tokenless.token, None, ""):
-                code, _ = tokenless.post(namespace, group.name, body, token=token)
-                assert code == 401
-            log = tokenless.operator.tail(2000)
-    finally:
-        delivery.operator.start()
-    assert log.count("no bearer token is configured") == 1, log
-    assert dingtalk.requests(bot.token) == []
-
-
 # ---------------------------------------------------------------- test sends
 
 
