@@ -427,11 +427,16 @@ def test_a_system_notice_when_the_quota_is_90_percent_used(
         cluster.create("Contact", namespace, m.name, {"email": m.email})
     for name in [admin.name, *(m.name for m in others)]:
         wait_for_condition(cluster, "Contact", namespace, name, "Ready", "True")
+    # The admin's group has a robot: notices go there too.
+    bot = make_bot(cluster, dingtalk, namespace, "admins-robot")
+    cluster.create("ContactGroup", namespace, "admins",
+                   {"contacts": [admin.name], "dingTalkBots": [bot.name]})
+    wait_for_condition(cluster, "ContactGroup", namespace, "admins", "Ready", "True")
     in_quota = sum(
         1 for o in cluster.list("Contact") + cluster.list("DingTalkBot")
         if (condition(o, "WithinQuota") or {}).get("status") == "True"
     )
-    quota = in_quota * 10 // 9  # 10 when in_quota is 9 (no other test left objects)
+    quota = in_quota * 10 // 9  # 11 when in_quota is 10 (no other test left objects)
     assert 0.9 * quota <= in_quota <= quota
 
     delivery.operator.stop()
@@ -440,10 +445,14 @@ def test_a_system_notice_when_the_quota_is_90_percent_used(
                                  ALERT_CONTACTS_QUOTA=str(quota)):
             notices = wait_until("the quota notice by email", lambda: [
                 m for m in smtp.mails(to=admin.email) if "quota" in m.subject], timeout=90)
+            wait_until("the quota notice at the admins' robot",
+                       lambda: messages_with(dingtalk, bot.token, "quota"), timeout=60)
     finally:
         delivery.operator.start()
     (notice,) = notices
     assert f"{in_quota}/{quota}" in notice.subject
+    (message,) = messages_with(dingtalk, bot.token, "quota")
+    assert f"{in_quota}/{quota}" in message.text
     # Only to contacts with systemNotifications.
     assert all(not smtp.mails(to=m.email) for m in others)
 
