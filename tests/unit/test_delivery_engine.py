@@ -187,7 +187,10 @@ def test_the_rate_limit_is_never_exceeded_and_nothing_is_dropped() -> None:
     run(main)
     times = [t for t, _, _ in dingtalk.sent]
     assert len(times) == 8
-    assert all(times[i + 3] - times[i] >= 0.4 - 1e-3 for i in range(len(times) - 3))
+    # The queue keeps the schedule by the time it decides to send; the fake notes the
+    # time a moment later, by as much as a busy machine delays a step. 50 ms of slack
+    # still fails a queue without the limit (its 8 sends take a few ms).
+    assert all(times[i + 3] - times[i] >= 0.4 - 0.05 for i in range(len(times) - 3))
     assert [m.title for _, _, m in dingtalk.sent] == [f"m{i}" for i in range(8)]
 
 
@@ -292,12 +295,12 @@ def test_a_message_whose_request_gave_up_is_not_sent_late() -> None:
     dingtalk = FakeDingTalk()
 
     async def main() -> None:
-        queue = RobotQueue(dingtalk, time.monotonic, budget=5.0, limit=1, window=0.5)
+        queue = RobotQueue(dingtalk, time.monotonic, budget=5.0, limit=1, window=1.0)
         target = BotTarget(ObjectRef("DingTalkBot", "n", "b"), URL_A)
         first = queue.submit(target, DingTalkMessage("first", "x" * 15_000))
         late = queue.submit(target, DingTalkMessage("late", "y" * 15_000))
         await first
         late.cancel()  # the request waiting for it timed out
-        await asyncio.sleep(0.7)
+        await asyncio.sleep(1.3)  # past the moment it would have gone
     run(main)
     assert [m.title for _, _, m in dingtalk.sent] == ["first"]

@@ -34,6 +34,8 @@ class FakeEngine:
         self.leader = leader
         self.delay = delay
         self.delivered: list[tuple[str, str, Notification]] = []
+        self.started = asyncio.Event()  # a delivery is under way
+        self.release: asyncio.Event | None = None  # when set: deliveries wait for it
 
     def is_leader(self) -> bool:
         return self.leader
@@ -42,6 +44,9 @@ class FakeEngine:
         return (namespace, name) == ("team", "oncall")
 
     async def deliver(self, namespace: str, group: str, notification: Notification) -> Answer:
+        self.started.set()
+        if self.release is not None:
+            await self.release.wait()
         await asyncio.sleep(self.delay)
         self.delivered.append((namespace, group, notification))
         return Answer(self.status, "1 delivered" if self.status == 200 else "1 transient")
@@ -137,14 +142,16 @@ def test_a_body_over_the_cap_is_413_whether_announced_or_streamed() -> None:
 
 
 def test_saturated_receiver_answers_503_with_retry_after() -> None:
-    engine = FakeEngine(delay=0.5)
+    engine = FakeEngine()
 
     async def scenario(client: TestClient[Any, Any]) -> None:
+        engine.release = asyncio.Event()
         first = asyncio.ensure_future(
             client.post("/v1/alerts/team/oncall", json=PAYLOAD, headers=AUTH))
-        await asyncio.sleep(0.1)
+        await asyncio.wait_for(engine.started.wait(), timeout=5)  # it holds the one slot
         busy = await client.post("/v1/alerts/team/oncall", json=PAYLOAD, headers=AUTH)
         assert busy.status == 503 and busy.headers["Retry-After"]
+        engine.release.set()
         assert (await first).status == 200
     run(engine, scenario, max_concurrency=1)
 
