@@ -65,10 +65,13 @@ e2e: install tools ## e2e tests on a real kube-apiserver + etcd started for the 
 test: install tools lint ## the whole suite: lint, unit and e2e tests
 	$(VENV)/bin/pytest tests
 
-bench: install tools ## benchmarks with ratios against in-run baselines (not part of `make test`)
+BENCH_ARGS ?=
+bench: install tools ## benchmarks with ratios against in-run baselines (not part of `make test`; BENCH_ARGS="--sizes 1000,10000,50000 --profile")
 	$(PY) -m bench.bench_plan
+	$(PY) -m bench.bench_engine
 	$(PY) -m bench.bench_cluster
 	$(PY) -m bench.bench_delivery
+	$(PY) -m bench.bench_scale $(BENCH_ARGS)
 
 clean: ## remove the venv and bin/ links (the build cache in ~/.cache stays)
 	rm -rf $(VENV) bin

@@ -238,6 +238,78 @@ class ContactGroupSpec(_Spec):
     )
 
 
+# ---------------------------------------------------------------- status (tenure)
+# Written by the operator only; see domain.tenure for how the times are read.
+
+
+class ClaimRecord(BaseModel):
+    """Since when this object has continuously claimed one key."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    key: Literal["mobile", "email", "webhook"] = Field(
+        description="Which key: mobile, email or webhook (the access token of the webhook URL)."
+    )
+    value: str = Field(
+        max_length=EMAIL_MAX,
+        description=(
+            "The claimed value as status.normalized shows it; for a webhook, a keyed digest "
+            "of the access token ('hmac-sha256:' and 16 hex digits), never the token itself."
+        ),
+    )
+    since: str = Field(
+        json_schema_extra={"format": "date-time"},
+        description=(
+            "When this object started claiming the value (created with it, edited to it, or "
+            "became valid with it). Among the objects claiming one value, the earliest owns "
+            "it; a later edit of another object cannot take it away."
+        ),
+    )
+
+
+class ClaimantStatus(BaseModel):
+    """The tenure fields of a Contact's or DingTalkBot's status."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, alias_generator=to_camel)
+
+    claims: list[ClaimRecord] = Field(
+        default_factory=list,
+        max_length=3,
+        description=(
+            "The keys this object claims and since when, recorded by the operator. A value "
+            "that is not listed here (a new spec, a Secret now holding another token) counts "
+            "from the moment the operator first sees it."
+        ),
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["key"]},
+    )
+    eligible_since: str | None = Field(
+        default=None,
+        json_schema_extra={"format": "date-time"},
+        description=(
+            "When this object last became valid and unique (absent while it is not). The "
+            "quota goes to the objects that have been eligible longest, so a later edit of "
+            "another object cannot take this object's slot."
+        ),
+    )
+
+
+def claimant_status_properties() -> dict[str, Any]:
+    """The raw pydantic JSON schema of the tenure status fields (crdgen makes it structural)."""
+    return ClaimantStatus.model_json_schema(by_alias=True, mode="validation")
+
+
+SPEC_MODELS: dict[str, type[_Spec]] = {
+    "Contact": ContactSpec,
+    "DingTalkBot": DingTalkBotSpec,
+    "ContactGroup": ContactGroupSpec,
+}
+
+
+def spec_schema(kind: str) -> dict[str, Any]:
+    """The raw pydantic JSON schema of a kind's spec (crdgen makes it structural)."""
+    return SPEC_MODELS[kind].model_json_schema(by_alias=True, mode="validation")
+
+
 # ---------------------------------------------------------------- status written by delivery
 
 
@@ -309,15 +381,3 @@ def status_field_schemas(kind: str) -> dict[str, dict[str, Any]]:
     """Raw JSON schemas of the status fields the delivery engine writes for a kind."""
     return {key: model.model_json_schema(by_alias=True, mode="validation")
             for key, model in STATUS_MODELS.get(kind, {}).items()}
-
-
-SPEC_MODELS: dict[str, type[_Spec]] = {
-    "Contact": ContactSpec,
-    "DingTalkBot": DingTalkBotSpec,
-    "ContactGroup": ContactGroupSpec,
-}
-
-
-def spec_schema(kind: str) -> dict[str, Any]:
-    """The raw pydantic JSON schema of a kind's spec (crdgen makes it structural)."""
-    return SPEC_MODELS[kind].model_json_schema(by_alias=True, mode="validation")

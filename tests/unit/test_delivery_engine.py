@@ -72,17 +72,19 @@ class FakeKube:
 
 @dataclass
 class View:
-    contacts: dict[Any, list[Any]] = field(default_factory=dict)
-    bots: dict[Any, list[Any]] = field(default_factory=dict)
-    groups: dict[Any, list[Any]] = field(default_factory=dict)
-    secrets: dict[Any, list[Any]] = field(default_factory=dict)
+    """What runtime.store holds: records by reference, Secret values by (namespace, name)."""
+
+    contacts: dict[Any, Any] = field(default_factory=dict)
+    bots: dict[Any, Any] = field(default_factory=dict)
+    groups: dict[Any, Any] = field(default_factory=dict)
+    secrets: dict[Any, Any] = field(default_factory=dict)
 
     def add(self, kind: str, name: str, spec: dict[str, Any], **status: Any) -> None:
         record = record_of(kind, {"metadata": {"name": name, "namespace": "team", "uid": name},
                                   "spec": spec, "status": {"conditions": READY, **status}})
         index = {"Contact": self.contacts, "DingTalkBot": self.bots,
                  "ContactGroup": self.groups}[kind]
-        index[record.ref] = [record]
+        index[record.ref] = record
 
 
 def cluster(bots: tuple[str, ...] = ("a",)) -> View:
@@ -304,3 +306,27 @@ def test_a_message_whose_request_gave_up_is_not_sent_late() -> None:
         await asyncio.sleep(1.3)  # past the moment it would have gone
     run(main)
     assert [m.title for _, _, m in dingtalk.sent] == ["first"]
+
+
+def test_send_test_annotations_reach_the_engine_through_the_store_listener() -> None:
+    view, dingtalk, kube = cluster(), FakeDingTalk(), FakeKube()
+    annotated = record_of("DingTalkBot", {
+        "metadata": {"name": "a", "namespace": "team", "uid": "a",
+                     "annotations": {"alerting.contacts.dev/send-test": "v1"}},
+        "spec": {"webhook": {"url": URL_A}}, "status": {"conditions": READY}})
+    assert annotated.send_test == "v1"
+
+    async def main() -> None:
+        subject = engine(view, dingtalk, kube=kube)
+        subject.on_change("DingTalkBot", None, annotated)  # before the initial listing: waits
+        assert dingtalk.sent == []
+        view.bots[annotated.ref] = annotated
+        synced = asyncio.Event()
+        synced.set()
+        await subject.tests_after_sync(synced)  # picks up what waited
+        subject.on_change("DingTalkBot", None, annotated)  # the same value again: nothing
+        await asyncio.gather(*subject._background)
+    run(main)
+    assert len(dingtalk.sent) == 1
+    assert [p["status"]["lastTest"]["request"] for _, p in kube.patches
+            if "lastTest" in p["status"]] == ["v1"]

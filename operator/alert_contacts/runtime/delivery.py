@@ -18,7 +18,7 @@ import html
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
 from email.message import EmailMessage
@@ -99,46 +99,27 @@ class StatusWriting(Protocol):
 # ---------------------------------------------------------------- what the watch holds
 
 
-class _FirstOf(Mapping[Any, Any]):
-    """A kopf index (key -> store of values) seen as key -> its one value."""
-
-    def __init__(self, index: Mapping[Any, Iterable[Any]]) -> None:
-        self._index = index
-
-    def __getitem__(self, key: Any) -> Any:
-        for value in self._index[key]:
-            return value
-        raise KeyError(key)
-
-    def __contains__(self, key: object) -> bool:
-        try:
-            self[key]
-        except KeyError:
-            return False
-        return True
-
-    def __iter__(self) -> Iterator[Any]:
-        return iter(self._index)
-
-    def __len__(self) -> int:
-        return len(self._index)
-
-
 class ObjectView(Protocol):
-    """What the engine reads from the operator's view of the cluster (the reconciler's
-    ``Indices`` today; the only place to change when that view changes)."""
+    """What the engine reads from the operator's view of the cluster (``runtime.store``;
+    the only place to change when that view changes)."""
 
-    contacts: Mapping[Any, Iterable[ObjectRecord]]
-    bots: Mapping[Any, Iterable[ObjectRecord]]
-    groups: Mapping[Any, Iterable[ObjectRecord]]
-    secrets: Mapping[Any, Iterable[dict[str, str]]]
+    @property
+    def contacts(self) -> Mapping[ObjectRef, ObjectRecord]: ...
+
+    @property
+    def bots(self) -> Mapping[ObjectRef, ObjectRecord]: ...
+
+    @property
+    def groups(self) -> Mapping[ObjectRef, ObjectRecord]: ...
+
+    @property
+    def secrets(self) -> Mapping[tuple[str, str], Mapping[str, str]]: ...
 
 
 def lookup_record(view: ObjectView, ref: ObjectRef) -> ObjectRecord | None:
     index = {"Contact": view.contacts, "DingTalkBot": view.bots,
              "ContactGroup": view.groups}[ref.kind]
-    found: ObjectRecord | None = _FirstOf(index).get(ref)
-    return found
+    return index.get(ref)
 
 
 def group_targets(view: ObjectView, namespace: str, name: str) -> GroupTargets | None:
@@ -146,12 +127,7 @@ def group_targets(view: ObjectView, namespace: str, name: str) -> GroupTargets |
     group = lookup_record(view, ObjectRef("ContactGroup", namespace, name))
     if group is None:
         return None
-    return resolve_targets(group, _FirstOf(view.contacts), _FirstOf(view.bots),
-                           _FirstOf(view.secrets))
-
-
-def _records(index: Mapping[Any, Iterable[ObjectRecord]]) -> list[ObjectRecord]:
-    return [r for store in index.values() for r in store]
+    return resolve_targets(group, view.contacts, view.bots, view.secrets)
 
 
 # ---------------------------------------------------------------- one robot's queue
@@ -331,6 +307,7 @@ class DeliveryEngine:
         # Answered here, in case a watch event older than our status write arrives late.
         self._answered: dict[ObjectRef, str] = {}
         self._told_no_smtp = False
+        self._synced = False  # the view holds the initial listing
         self._written: dict[ObjectRef, dict[str, Any]] = {}  # status.delivery we wrote
         self._last_write: dict[ObjectRef, asyncio.Task[None]] = {}
 
@@ -547,6 +524,25 @@ class DeliveryEngine:
         task.add_done_callback(self._background.discard)
         return True
 
+    def on_change(self, kind: str, old: object, new: object) -> None:
+        """The store's listener: a bot or group whose send-test annotation is not yet
+        answered gets its test (quick: the send runs in a task)."""
+        if (self._synced and kind in ("DingTalkBot", "ContactGroup")
+                and isinstance(new, ObjectRecord) and new.send_test):
+            self.request_test(new.ref, new.send_test, new.status)
+
+    def scan_tests(self) -> None:
+        """Every unanswered send-test annotation (after the initial listing, and now and
+        then: a replica that becomes the leader picks up what waited)."""
+        for record in [*self.view.bots.values(), *self.view.groups.values()]:
+            if record.send_test:
+                self.request_test(record.ref, record.send_test, record.status)
+
+    async def tests_after_sync(self, synced: asyncio.Event) -> None:
+        await synced.wait()
+        self._synced = True
+        self.scan_tests()
+
     async def _run_test(self, ref: ObjectRef, value: str) -> None:
         try:
             ok, message = await self.test_send(ref)
@@ -567,7 +563,7 @@ class DeliveryEngine:
         if record is None:
             return False, f"{ref} is not in the operator's view yet"
         if ref.kind == "DingTalkBot":
-            bot = bot_target(record, _FirstOf(self.view.secrets))
+            bot = bot_target(record, self.view.secrets)
             if bot is None:
                 return False, "the bot is not Ready, so nothing was sent (see its Ready condition)"
             outcome = await self.send_to_bot(bot, self._render(notification, (), test=True))
@@ -599,8 +595,8 @@ class DeliveryEngine:
         """Send the notices that are due; returns them (for tests and the log)."""
         if not self.leader():
             return []
-        contacts, bots = _records(self.view.contacts), _records(self.view.bots)
-        groups = _records(self.view.groups)
+        contacts, bots = list(self.view.contacts.values()), list(self.view.bots.values())
+        groups = list(self.view.groups.values())
         notices = current_notices(quota_used([*contacts, *bots]), self.quota,
                                   held_by_quota([*contacts, *bots]), failed_bots(bots))
         if not notices:
@@ -615,7 +611,7 @@ class DeliveryEngine:
         people, bot_refs = recipients(contacts, groups)
         emails = sorted({c.email for c in (member(self.view, r) for r in people)
                          if c is not None and c.email})
-        secrets = _FirstOf(self.view.secrets)
+        secrets = self.view.secrets
         robots = [b for b in (bot_target(r, secrets) for r in
                               (lookup_record(self.view, ref) for ref in bot_refs) if r) if b]
         for notice in due:
@@ -634,7 +630,9 @@ class DeliveryEngine:
     async def run_notices(self, period: float = NOTICE_PERIOD_SECONDS) -> None:
         while True:
             try:
-                await self.notices_once()
+                if self._synced:  # a partial view would tell of quota and bots wrongly
+                    self.scan_tests()
+                    await self.notices_once()
             except Exception:
                 logger.exception("system notices: a pass failed")
             await asyncio.sleep(period)
