@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## create .venv/ with the package and its test tools
 
-tools: ## build (or reuse from ~/.cache/alert-contacts) bin/{kube-apiserver,kube-controller-manager,etcd,kubectl,helm,alertmanager}
+tools: ## build (or reuse from ~/.cache/alert-contacts) bin/{kube-apiserver,kube-controller-manager,etcd,kubectl,helm,kstatus,alertmanager}
 	bash tests/controlplane/build.sh
 
 cluster-up: install tools ## start the local control plane if not running; prints the kubeconfig path last

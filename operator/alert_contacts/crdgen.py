@@ -55,7 +55,10 @@ def _column(name: str, type_: str, path: str, description: str, priority: int = 
     return column
 
 
-_DISPLAY_NAME = _column("Display Name", "string", ".spec.displayName", "Human-readable name")
+_DISPLAY_NAME = _column(
+    "Display Name", "string", ".status.displayName",
+    "spec.displayName, or metadata.name when it is absent or blank",
+)
 _READY = _column("Ready", "string", READY_STATUS, "Whether the object is ready (Ready condition)")
 _REASON = _column("Reason", "string", READY_REASON, "Why it is (not) ready (Ready condition)")
 _AGE = _column("Age", "date", ".metadata.creationTimestamp", "Time since creation")
@@ -329,6 +332,13 @@ def status_schema(info: KindInfo) -> Schema:
             "type": "integer",
             "format": "int64",
             "minimum": 0,
+        },
+        "displayName": {
+            "description": (
+                "The name notifications and the Display Name column use: spec.displayName, "
+                "or metadata.name when that is absent or blank."
+            ),
+            "type": "string",
         },
     }
     if info.normalized is not None:

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Build the test control plane (kube-apiserver, kube-controller-manager,
-# kubectl, etcd, helm) and Alertmanager from Go modules with the machine's Go
-# toolchain, cache the binaries outside the work tree keyed by what each one is
-# built from (its module's go.mod, go.sum and Go files, package and ldflags),
-# and link them into ./bin/.
+# kubectl, etcd, helm), the kstatus checker and Alertmanager from Go modules
+# with the machine's Go toolchain, cache the binaries outside the work tree
+# keyed by what each one is built from (its module's go.mod, go.sum and Go
+# files, package and ldflags), and link them into ./bin/.
 #
 # Everything comes from the Go module proxy: no release downloads, no images,
 # only a Go toolchain.
@@ -26,6 +26,7 @@ k8s="$(version_of "$here/kube/go.mod" k8s.io/kubernetes)"
 etcd="$(version_of "$here/etcd/go.mod" go.etcd.io/etcd/server/v3)"
 helm="$(version_of "$here/helm/go.mod" helm.sh/helm/v3)"
 alertmanager="$(version_of "$here/alertmanager/go.mod" github.com/prometheus/alertmanager)"
+kstatus="$(version_of "$here/kstatus/go.mod" sigs.k8s.io/cli-utils)"
 k8s_minor="$(echo "$k8s" | cut -d. -f2)"
 
 # /version must report the real release, so set the same ldflags that the
@@ -72,6 +73,7 @@ build "$here/kube" kube-controller-manager "$k8s" "$k8s_ldflags" \
 build "$here/kube" kubectl "$k8s" "$k8s_ldflags" k8s.io/kubernetes/cmd/kubectl
 build "$here/etcd" etcd "$etcd" "-s -w" .
 build "$here/helm" helm "$helm" "$helm_ldflags" helm.sh/helm/v3/cmd/helm
+build "$here/kstatus" kstatus "$kstatus" "-s -w" .
 # Alertmanager embeds its web UI from ui/app/dist, which its release pipeline
 # builds with npm and which the module zip leaves out. The tests use only its
 # API: build from a copy of the module with a one-page stand-in for the UI.
@@ -98,4 +100,4 @@ cp "$here/alertmanager/go.mod" "$here/alertmanager/go.sum" "$am_modfile/"
 build "$here/alertmanager" alertmanager "$alertmanager" "$am_ldflags" \
     github.com/prometheus/alertmanager/cmd/alertmanager -modfile="$am_modfile/go.mod"
 echo "tools: kube-apiserver/kube-controller-manager/kubectl $k8s, etcd $etcd, helm $helm," \
-    "alertmanager $alertmanager in $repo/bin" >&2
+    "kstatus (cli-utils) $kstatus, alertmanager $alertmanager in $repo/bin" >&2

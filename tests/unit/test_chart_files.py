@@ -252,12 +252,11 @@ def test_metrics_can_be_turned_off() -> None:
 # ---------------------------------------------------------------- Deployment
 
 
-def test_deployment_runs_one_hardened_replica() -> None:
+def test_deployment_runs_hardened_replicas() -> None:
     deployment = one(render(), "Deployment")
     pod = deployment["spec"]["template"]["spec"]
     c = container(render())
-    assert deployment["spec"]["replicas"] == 1
-    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+    assert deployment["spec"]["replicas"] == 2  # see test_chart_ha.py
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
     assert c["securityContext"]["readOnlyRootFilesystem"] is True
@@ -495,6 +494,8 @@ def container_env(c: Doc, secrets: dict[tuple[str, str], str] | None = None) -> 
     for var in c.get("env", []):
         if "value" in var:
             env[var["name"]] = var["value"]
+            continue
+        if "fieldRef" in var["valueFrom"]:  # POD_NAME, POD_NAMESPACE: set by the kubelet
             continue
         ref = var["valueFrom"]["secretKeyRef"]
         found = (secrets or {}).get((ref["name"], ref["key"]))

@@ -244,7 +244,7 @@ REASON = '.status.conditions[?(@.type=="Ready")].reason'
         (
             "contacts.yaml",
             [
-                ("Display Name", ".spec.displayName"),
+                ("Display Name", ".status.displayName"),
                 ("Mobile", ".status.normalized.mobile"),
                 ("Email", ".status.normalized.email"),
                 ("System Notices", ".spec.systemNotifications"),
@@ -259,7 +259,7 @@ REASON = '.status.conditions[?(@.type=="Ready")].reason'
         (
             "dingtalkbots.yaml",
             [
-                ("Display Name", ".spec.displayName"),
+                ("Display Name", ".status.displayName"),
                 ("URL Secret", ".spec.webhook.secretRef.name"),
                 ("Signing Secret", ".spec.signingSecretRef.name"),
                 ("Ready", READY),

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from alert_contacts.domain.records import SECRET_TYPE_KEY
 from alert_contacts.domain.types import ObjectRef
 from alert_contacts.runtime import watch
 from alert_contacts.runtime.kube import ApiError
@@ -202,11 +203,15 @@ def test_malformed_lines_and_objects_are_skipped(caplog: pytest.LogCaptureFixtur
     assert len(warnings) == 7
 
 
-def test_secrets_are_watched_opaque_only() -> None:
+def test_secrets_keep_usable_values_of_opaque_ones_and_only_the_type_of_others() -> None:
     secrets = next(r for r in RESOURCES if r.kind == "Secret")
-    item = {"metadata": {"name": "s", "namespace": "a"}, "type": "Opaque",
-            "data": {"url": "aHR0cHM6Ly94"}}
-    api = FakeApi(lists=[page([item], "3")], watches=[])
+    opaque = {"metadata": {"name": "s", "namespace": "a"}, "type": "Opaque",
+              "data": {"url": "aHR0cHM6Ly94"}}
+    tls = {"metadata": {"name": "t", "namespace": "a"}, "type": "kubernetes.io/tls",
+           "data": {"tls.key": "c2VjcmV0"}}
+    api = FakeApi(lists=[page([opaque, tls], "3")], watches=[])
     store, _ = run(api, resource=secrets)
-    assert api.list_queries[0]["fieldSelector"] == "type=Opaque"
-    assert store.secrets == {("a", "s"): {"url": "https://x"}}
+    assert "fieldSelector" not in api.list_queries[0]
+    # A bot pointing at "t" is told its type; its data never sits in memory.
+    assert store.secrets == {("a", "s"): {"url": "https://x"},
+                             ("a", "t"): {SECRET_TYPE_KEY: "kubernetes.io/tls"}}

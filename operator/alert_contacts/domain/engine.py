@@ -38,13 +38,14 @@ from alert_contacts.domain.decisions import (
     eligible_decision,
     invalid_decision,
 )
-from alert_contacts.domain.groups import evaluate_group, group_status, member_refs
+from alert_contacts.domain.groups import evaluate_group, member_refs
 from alert_contacts.domain.plan import (
     StatusWrite,
     bot_verdict,
     candidate_of,
     claimant_status,
     contact_verdict,
+    group_desired_status,
     status_write,
 )
 from alert_contacts.domain.records import ObjectRecord
@@ -206,7 +207,7 @@ class DecisionEngine:
         if group is not None:
             members = member_refs(ref.namespace, group.spec)
             ready = {m: self.ready(m) for m in members if m in self._candidates}
-            return group_status(evaluate_group(ref.namespace, group.spec, ready), group.generation)
+            return group_desired_status(group, evaluate_group(ref.namespace, group.spec, ready))
         record = self._records[ref]
         return claimant_status(record, self._candidates[ref], self.decision(ref), since_now)
 

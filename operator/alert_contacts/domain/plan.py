@@ -16,11 +16,16 @@ from typing import Any
 from alert_contacts.domain.conditions import bot_status, contact_status, status_patch, transition
 from alert_contacts.domain.decisions import Decision, decide
 from alert_contacts.domain.feedback import with_delivering
-from alert_contacts.domain.groups import evaluate_group, group_status
+from alert_contacts.domain.groups import GroupDecision, evaluate_group, group_status
 from alert_contacts.domain.records import ObjectRecord, secret_value
 from alert_contacts.domain.tenure import claim_records, eligible_record, order_time, tenure
 from alert_contacts.domain.types import Candidate, NotOpaque, ObjectRef, Verdict
-from alert_contacts.domain.validation import scrub_personal_data, validate_bot, validate_contact
+from alert_contacts.domain.validation import (
+    display_name,
+    scrub_personal_data,
+    validate_bot,
+    validate_contact,
+)
 from alert_contacts.settings import Settings
 
 SecretIndex = Mapping[tuple[str, str], Mapping[str, str]]
@@ -105,6 +110,7 @@ def claimant_status(
     (``since_now``, an ``order_time``, is what a claim or eligibility new in this pass gets)."""
     build = contact_status if record.ref.kind == "Contact" else bot_status
     status = build(decision, record.generation)
+    status["displayName"] = display_name(record.spec, record.ref.name)
     if record.ref.kind == "DingTalkBot":  # Delivering comes from status.delivery
         status = with_delivering(status, record.status, record.generation)
     claims = candidate.verdict.claims if candidate.verdict.valid else ()
@@ -112,6 +118,14 @@ def claimant_status(
     status["eligibleSince"] = eligible_record(
         decision.unique is True, candidate.eligible_since, since_now
     )
+    return status
+
+
+def group_desired_status(record: ObjectRecord, group: GroupDecision) -> dict[str, Any]:
+    """Desired status of a ContactGroup (``group``: ``evaluate_group`` of it)."""
+    status = group_status(group, record.generation)
+    # The Display Name column: metadata.name when spec.displayName is absent or blank.
+    status["displayName"] = display_name(record.spec, record.ref.name)
     return status
 
 
@@ -158,6 +172,6 @@ def plan_status(
         want(record, claimant_status(record, found[record.ref], decision, stamp), decision.reason)
     for record in groups:
         group = evaluate_group(record.ref.namespace, record.spec, ready)
-        want(record, group_status(group, record.generation), group.reason)
+        want(record, group_desired_status(record, group), group.reason)
     in_quota = sum(1 for d in decisions.values() if d.within_quota is True)
     return Plan(writes, ready, reasons, in_quota)

@@ -4,9 +4,9 @@ reconcile loop, and alert delivery (the receiver and the delivery engine).
 Everything configurable is read here, once; nothing is read at import time.
 kopf runs no watch of ours: ``runtime.watch`` lists and watches every kind into
 ``runtime.store`` (kopf's per-object indexes cost quadratic time at start).
-Peering is off (``standalone``): run exactly one replica (the chart's
-Deployment uses the Recreate strategy), because two reconcilers would race
-on status writes.
+kopf's peering is off (``standalone``): it pauses operators, it does not elect
+one. Every replica watches and admits; the holder of a Lease reconciles
+(runtime/lease.py).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from alert_contacts.receiver.server import start_receiver
 from alert_contacts.runtime.certs import write_self_signed
 from alert_contacts.runtime.delivery import start_delivery
 from alert_contacts.runtime.kube import Kube, load_client
+from alert_contacts.runtime.lease import leader_election
 from alert_contacts.runtime.options import RunOptions
 from alert_contacts.runtime.reconciler import Reconciler
 from alert_contacts.runtime.store import Store
@@ -74,10 +75,11 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
         metrics.serve(options.metrics_port)
 
     # The operator's one API client; ``memo.kube.request`` serves any call beyond
-    # watches, status and Events (a Lease, for instance).
+    # watches, status and Events (the Lease, for instance).
     memo.kube = Kube(await load_client())
     store = Store(options.settings)
-    memo.reconciler = Reconciler(store, options.settings, memo.kube)
+    memo.leadership, memo.elector = leader_election(options.lease, memo.kube)
+    memo.reconciler = Reconciler(store, options.settings, memo.kube, memo.leadership)
     store.listen(memo.reconciler.on_change)
     memo.delivery = start_delivery(options, store, memo.kube, _leader(memo))
     store.listen(memo.delivery.on_change)  # send-test annotations
@@ -94,6 +96,8 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
         asyncio.create_task(memo.delivery.tests_after_sync(store.synced),
                             name="test sends asked for while the operator was down"),
     ]
+    if memo.elector is not None:
+        memo.elector.start()
     logger.info(
         "alert-contacts operator starting: quota %d, default region %s, DingTalk hosts %s, "
         "webhook %s", options.settings.quota, options.settings.default_region,
@@ -131,5 +135,7 @@ async def stop(memo: kopf.Memo, **_: Any) -> None:
     for task in tasks:
         with contextlib.suppress(asyncio.CancelledError):
             await task
+    if memo.elector is not None:  # after the writers stopped: release for a quick handover
+        await memo.elector.stop()
     kube: Kube = memo.kube
     await kube.close()

@@ -1,7 +1,7 @@
 """The operator's own calls to the Kubernetes API: list/watch, status writes, Events.
 
 kopf serves admission, probes and startup/cleanup; the bulk of the traffic
-(watching every Contact, DingTalkBot, ContactGroup and Opaque Secret, and
+(watching every Contact, DingTalkBot, ContactGroup and Secret, and
 writing statuses) goes through this one asynchronous client.
 
 Why ``kubernetes_asyncio`` and raw JSON: it loads kubeconfig (client

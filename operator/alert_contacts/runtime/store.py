@@ -1,7 +1,7 @@
-"""What the watches have seen: every Contact, DingTalkBot, ContactGroup and Opaque Secret.
+"""What the watches have seen: every Contact, DingTalkBot, ContactGroup and Secret.
 
 The store holds one ``ObjectRecord`` per object of ours (by ``ObjectRef``) and,
-of each Opaque Secret, only what ``domain.records.secret_data`` keeps (by
+of each Secret, only what ``domain.records.secret_data`` keeps (by
 ``(namespace, name)``). ``runtime.watch`` fills it; the reconciler and
 admission read it.
 
@@ -89,7 +89,8 @@ class _Sharer:
 
 @dataclass(frozen=True)
 class SecretRecord:
-    """An Opaque Secret as the store keeps it: only values a bot can use."""
+    """A Secret as the store keeps it: only values a bot can use (of a Secret of
+    another type than Opaque, only its type)."""
 
     namespace: str
     name: str

@@ -52,9 +52,11 @@ RESOURCES = (
     Resource(CONTACT, custom_path(CONTACT)),
     Resource(BOT, custom_path(BOT)),
     Resource(GROUP_KIND, custom_path(GROUP_KIND)),
-    # Only Opaque Secrets can hold a bot's webhook URL or signing secret; the
-    # API filters the rest out (service-account tokens, TLS, Helm releases).
-    Resource(SECRET, "/api/v1/secrets", "type=Opaque"),
+    # Only Opaque Secrets can hold a bot's webhook URL or signing secret, but a
+    # bot pointing at a Secret of another type must be told its type, not "not
+    # found": every Secret is watched, and of the others the store keeps only the
+    # type (domain.records.secret_data), never their data.
+    Resource(SECRET, "/api/v1/secrets"),
 )
 
 
