@@ -539,8 +539,11 @@ class DeliveryEngine:
                 self.request_test(record.ref, record.send_test, record.status)
 
     async def tests_after_sync(self, synced: asyncio.Event) -> None:
+        """Once the view is complete and this replica leads: the tests that waited."""
         await synced.wait()
         self._synced = True
+        while not self.leader():
+            await asyncio.sleep(1)
         self.scan_tests()
 
     async def _run_test(self, ref: ObjectRef, value: str) -> None:
