@@ -38,6 +38,6 @@ ENV PATH=/opt/venv/bin:$PATH \
     ALERT_CONTACTS_WEBHOOK=none
 # Numeric, so that Kubernetes' runAsNonRoot can verify it is not root.
 USER 10001:10001
-# admission webhook (--webhook=service), /healthz, /metrics
-EXPOSE 9443 8080 9090
+# admission webhook (--webhook=service), /healthz, /metrics, Alertmanager receiver
+EXPOSE 9443 8080 9090 8088
 ENTRYPOINT ["python", "-m", "alert_contacts"]

@@ -70,6 +70,7 @@ bench: install tools ## benchmarks with ratios against in-run baselines (not par
 	$(PY) -m bench.bench_plan
 	$(PY) -m bench.bench_engine
 	$(PY) -m bench.bench_cluster
+	$(PY) -m bench.bench_delivery
 	$(PY) -m bench.bench_scale $(BENCH_ARGS)
 
 clean: ## remove the venv and bin/ links (the build cache in ~/.cache stays)

@@ -205,7 +205,9 @@ class Operator:
              f"--health-port={self.health_port}", "--metrics-port=0",
              f"--webhook-config-name={self.webhook_config}", *self.args],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            env=self.cluster.env(**self.env), cwd=REPO,
+            # No receiver unless a test asks for one: the default port 8088 would
+            # collide between operators running side by side on one machine.
+            env=self.cluster.env(**{"ALERT_CONTACTS_RECEIVER_PORT": "0", **self.env}), cwd=REPO,
         )
         log.close()
         if wait:
