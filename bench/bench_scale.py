@@ -84,6 +84,8 @@ def ratio(value: float, baseline: float) -> str:
 class Process:
     """An operator process (ours or the floor) with its log and ports."""
 
+    running: list[Process] = []  # stopped when the benchmark ends, however it ends
+
     def __init__(self, args: list[str], log: Path, env: dict[str, str]) -> None:
         self.log = log
         self.health_port = free_port()
@@ -96,6 +98,7 @@ class Process:
                 [sys.executable, "-m", *args], stdout=out, stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL, env=env, cwd=REPO,
             )
+        Process.running.append(self)
 
     def alive(self) -> None:
         if self.proc.poll() is not None:
@@ -138,7 +141,7 @@ class Process:
         if self.proc.poll() is None:
             self.proc.terminate()
             try:
-                self.proc.wait(30)
+                self.proc.wait(60)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(10)
@@ -184,7 +187,7 @@ class ReadyWatch:
         else:
             self.ready_at.pop(meta["name"], None)
 
-    async def start(self) -> None:
+    async def _list(self) -> str:
         rv, cont = "", None
         while True:
             query: dict[str, Any] = {"limit": 500, **({"continue": cont} if cont else {})}
@@ -193,8 +196,10 @@ class ReadyWatch:
                 self._see(obj)
             rv, cont = page["metadata"]["resourceVersion"], page["metadata"].get("continue")
             if not cont:
-                break
-        self.task = asyncio.create_task(self._follow(rv))
+                return str(rv)
+
+    async def start(self) -> None:
+        self.task = asyncio.create_task(self._follow(await self._list()))
 
     async def _follow(self, rv: str) -> None:
         while True:
@@ -203,6 +208,9 @@ class ReadyWatch:
             async with self.kube.stream(custom_path("Contact", self.ns), query, 700) as lines:
                 async for line in lines:
                     event = json.loads(line)
+                    if event["type"] == "ERROR":  # expired: list again
+                        rv = await self._list()
+                        break
                     rv = event["object"]["metadata"].get("resourceVersion", rv)
                     if event["type"] in ("ADDED", "MODIFIED"):
                         if event["type"] == "MODIFIED":
@@ -221,20 +229,42 @@ class ReadyWatch:
 
 
 async def create_all(kube: Kube, bodies: list[dict[str, Any]], concurrency: int = 32,
-                     dry_run: bool = False) -> list[float]:
-    """Create (or dry-run create) concurrently; each request's latency in seconds."""
+                     dry_run: bool = False, failures: list[str] | None = None) -> list[float]:
+    """Create (or dry-run create) concurrently; each request's latency in seconds.
+    With ``failures``, a refused or failed request is noted there (and timed)
+    instead of ending the run."""
     limit = asyncio.Semaphore(concurrency)
     latencies: list[float] = []
 
     async def one(body: dict[str, Any]) -> None:
         async with limit:
             started = time.perf_counter()
-            await kube.request("POST", custom_path("Contact", body["metadata"]["namespace"]),
-                               query={"dryRun": "All"} if dry_run else None, body=body)
+            try:
+                await kube.request(
+                    "POST", custom_path("Contact", body["metadata"]["namespace"]),
+                    query={"dryRun": "All"} if dry_run else None, body=body,
+                    request_timeout=(10, 120))
+            except (ApiError, TimeoutError) as e:
+                if failures is None:
+                    raise
+                failures.append(str(e))
             latencies.append(time.perf_counter() - started)
 
     await asyncio.gather(*(one(b) for b in bodies))
     return latencies
+
+
+async def until_done(what: str, call: Callable[[], Awaitable[Any]], timeout: float) -> None:
+    """Retry a request that the webhook may time out on while a pass runs."""
+    deadline = time.perf_counter() + timeout
+    while True:
+        try:
+            await call()
+            return
+        except (ApiError, TimeoutError) as e:
+            if time.perf_counter() > deadline:
+                raise SystemExit(f"{what}: still failing after {timeout}s ({e})") from None
+            await asyncio.sleep(1)
 
 
 async def plain_list(kube: Kube, ns: str) -> tuple[float, dict[str, str]]:
@@ -411,11 +441,12 @@ async def scale_part(kube: Kube, env: dict[str, str], work: Path, sizes: list[in
             name = f"c{i}"
             watch.ready_at.pop(name, None)
             sent = time.perf_counter()
-            await kube.request(
-                "PATCH", custom_path("Contact", NS_SCALE, name),
+            await until_done(f"editing {name}", lambda nm=name, i=i: kube.request(
+                "PATCH", custom_path("Contact", NS_SCALE, nm),
                 body={"spec": {"displayName": f"edit {n} {i}"}},
-                content_type="application/merge-patch+json")
-            await wait_for(f"{name} Ready again", lambda nm=name: nm in watch.ready_at, 60, 0.005)
+                content_type="application/merge-patch+json"), 600)
+            await wait_for(f"{name} Ready again", lambda nm=name: nm in watch.ready_at, 900,
+                           0.005)
             per_event.append(watch.ready_at[name] - sent)
         await asyncio.sleep(1)
         passes = process.metric("alert_contacts_reconcile_duration_seconds_count") - passes0
@@ -453,17 +484,23 @@ async def scale_part(kube: Kube, env: dict[str, str], work: Path, sizes: list[in
         probe = f"probe-{n}"
         watch = ReadyWatch(kube, NS_SCALE)
         await watch.start()
-        await create_all(kube, [contact(probe, 700_000 + n, NS_SCALE)])
+        await until_done("creating the probe", lambda: create_all(
+            kube, [contact(probe, 700_000 + n, NS_SCALE)]), 600)
         await wait_for("a full pass after the restart", lambda: probe in watch.ready_at, 600)
         watch.stop()
         row["rss_mb"] = process.rss_mb()
         _, after = await plain_list(kube, NS_SCALE)
         row["restart_writes"] = sum(1 for name, rv in before.items() if after.get(name) != rv)
         dry = [contact(f"dry-{n}-{i}", 600_000 + i, NS_SCALE) for i in range(admissions)]
-        row["admission_s"] = p50_p99(await create_all(kube, dry, concurrency=10, dry_run=True))
+        failed: list[str] = []
+        row["admission_s"] = p50_p99(await create_all(kube, dry, concurrency=10, dry_run=True,
+                                                      failures=failed))
+        row["admission_failed"] = f"{len(failed)}/{len(dry)}" + (
+            f" ({collections.Counter(failed).most_common(1)[0][0]})" if failed else "")
         process.stop()
         await drop_webhook(kube, OURS_WEBHOOK)
-        await kube.request("DELETE", custom_path("Contact", NS_SCALE, probe))
+        await until_done("deleting the probe", lambda: kube.request(
+            "DELETE", custom_path("Contact", NS_SCALE, probe)), 600)
         rows.append(row)
         figures = {k: v for k, v in row.items() if k != "profile"}
         print(f"  size {n}: done ({json.dumps(figures, default=str)})", flush=True)
@@ -473,7 +510,7 @@ async def scale_part(kube: Kube, env: dict[str, str], work: Path, sizes: list[in
 # -- report --
 
 
-def report(latency: dict[str, Any], rows: list[dict[str, Any]], ncpu: int) -> None:
+def report_latency(latency: dict[str, Any], ncpu: int) -> None:
     print(f"\n== apply->Ready (ms), one control plane, {ncpu} cores, same run ==")
     print(f"{'operator':<18} {'1 client p50':>13} {'p99':>8} {'10 clients p50':>15} {'p99':>8}"
           "   ratio to its floor (p50 1 / p99 1 / p50 10 / p99 10)")
@@ -490,11 +527,18 @@ def report(latency: dict[str, Any], rows: list[dict[str, Any]], ncpu: int) -> No
     print("\n== admission: dry-run creates, 10 concurrent (ms) ==")
     print(f"no-op kopf webhook (baseline): p50 {base[0] * MS:.1f} p99 {base[1] * MS:.1f}")
     print(f"ours, near-empty cluster:      p50 {ours[0] * MS:.1f} p99 {ours[1] * MS:.1f} "
-          f"({ratio(ours[0], base[0])} / {ratio(ours[1], base[1])})")
+          f"({ratio(ours[0], base[0])} / {ratio(ours[1], base[1])})", flush=True)
+
+
+def report(latency: dict[str, Any], rows: list[dict[str, Any]], ncpu: int) -> None:
+    report_latency(latency, ncpu)
+    base = p50_p99(latency["floor+webhook"]["admission"])
+    print("\nadmission with N settled contacts, against the same no-op webhook:")
     for row in rows:
         a = row["admission_s"]
         print(f"ours, {row['n']:>6} contacts:       p50 {a[0] * MS:.1f} p99 {a[1] * MS:.1f} "
-              f"({ratio(a[0], base[0])} / {ratio(a[1], base[1])})")
+              f"({ratio(a[0], base[0])} / {ratio(a[1], base[1])}); "
+              f"failed {row['admission_failed']}")
     print("\n== scale: settled Contacts, restart of the operator ==")
     print("synced: from process start (Python imports included) until the store is synced;"
           " in-process: from the startup handler; webhook: until it answers requests")
@@ -542,11 +586,13 @@ async def main_async(args: argparse.Namespace) -> None:
         quota = max(args.sizes) * 2 + 10_000
         print(f"work dir {work}; sizes {args.sizes}", flush=True)
         latency = await latency_part(kube, env, work, quota, args.sequential, args.burst)
-        print("  latency part: done", flush=True)
+        report_latency(latency, os.cpu_count() or 0)
         rows = await scale_part(kube, env, work, sorted(args.sizes), quota, args.profile,
                                 args.edits, args.admissions)
         report(latency, rows, os.cpu_count() or 0)
     finally:
+        for process in Process.running:
+            process.stop()
         await kube.close()
         controlplane.down(work / "cp")
 

@@ -24,7 +24,7 @@ def main(argv: list[str] | None = None) -> None:
 
     kopf.run(
         clusterwide=True,
-        standalone=True,  # one active replica; see handlers/startup.py
+        standalone=True,  # no kopf peering: a Lease elects the writer (runtime/lease.py)
         liveness_endpoint=(
             f"http://0.0.0.0:{options.health_port}/healthz" if options.health_port else None
         ),

@@ -1,4 +1,5 @@
-"""Start and stop a real local control plane: etcd + kube-apiserver on loopback.
+"""Start and stop a real local control plane: etcd + kube-apiserver +
+kube-controller-manager on loopback.
 
     python tests/controlplane/cluster.py up   [--state DIR]   # prints the kubeconfig path last
     python tests/controlplane/cluster.py down [--state DIR]
@@ -7,6 +8,13 @@ The binaries come from ``bin/`` (see ``build.sh``). ``up`` is idempotent: when
 the control plane in ``DIR`` is already serving it only prints the kubeconfig.
 Certificates (CA, serving, an admin client certificate in ``system:masters``,
 service-account keys) are generated with ``cryptography``.
+
+kube-controller-manager runs the controllers that make the API behave as in a
+real cluster without nodes: namespace deletion (``namespace-controller``),
+ownerReference garbage collection, service accounts and their tokens, and the
+``kube-root-ca.crt`` ConfigMap. Nothing that needs a kubelet runs (no pods
+start). ``stop_component`` / ``start_component`` stop one process and start it
+again with the same arguments and data, for fault tests.
 """
 
 from __future__ import annotations
@@ -38,6 +46,14 @@ DEFAULT_STATE = Path(
     os.environ.get("ALERT_CONTACTS_CLUSTER_STATE", Path.home() / ".cache/alert-contacts/cluster")
 )
 READY_TIMEOUT = 120.0
+COMPONENTS = ("etcd", "apiserver", "controller-manager")  # in start order
+CONTROLLERS = (
+    "namespace-controller",
+    "garbage-collector-controller",
+    "serviceaccount-controller",
+    "serviceaccount-token-controller",
+    "root-ca-certificate-publisher-controller",
+)
 
 
 def free_port() -> int:
@@ -186,6 +202,24 @@ def is_ready(state: Path) -> bool:
         return False
 
 
+def _log(state: Path, name: str) -> Path:
+    return state / f"{name}.log"
+
+
+def _controllers_running(state: Path) -> bool:
+    """The service-account controller has made the default namespace's account:
+    kube-controller-manager is up and its controllers are working."""
+    port = json.loads((state / "ports.json").read_text())["apiserver"]
+    try:
+        with urllib.request.urlopen(
+            f"https://127.0.0.1:{port}/api/v1/namespaces/default/serviceaccounts/default",
+            context=_ssl_context(state), timeout=2,
+        ) as resp:
+            return bool(resp.status == 200)
+    except OSError:
+        return False
+
+
 def _spawn(args: list[str], log: Path) -> int:
     with log.open("ab") as out:
         proc = subprocess.Popen(
@@ -204,10 +238,10 @@ def _alive(pid: int) -> bool:
 
 
 def up(state: Path) -> Path:
-    if is_ready(state):
+    if is_ready(state) and _pids_alive(state):
         return state / "kubeconfig"
     down(state)  # a half-started or dead control plane: start clean
-    for tool in ("etcd", "kube-apiserver"):
+    for tool in ("etcd", "kube-apiserver", "kube-controller-manager"):
         if not (BIN / tool).exists():
             sys.exit(f"{BIN / tool} is missing: run `make tools` first")
     state.mkdir(parents=True, exist_ok=True)
@@ -217,8 +251,9 @@ def up(state: Path) -> Path:
     pki = state / "pki"
     etcd_url = f"http://127.0.0.1:{ports['etcd']}"
     peer_url = f"http://127.0.0.1:{ports['etcd_peer']}"
-    pids = {
-        "etcd": _spawn([
+    kubeconfig = write_kubeconfig(state, ports["apiserver"])
+    commands = {
+        "etcd": [
             str(BIN / "etcd"), "--name=default", f"--data-dir={state / 'etcd'}",
             f"--listen-client-urls={etcd_url}", f"--advertise-client-urls={etcd_url}",
             f"--listen-peer-urls={peer_url}", f"--initial-advertise-peer-urls={peer_url}",
@@ -226,34 +261,48 @@ def up(state: Path) -> Path:
             "--unsafe-no-fsync",  # test data: durability is not worth the latency here
             "--quota-backend-bytes=4294967296",
             "--log-level=warn",
-        ], state / "etcd.log"),
+        ],
+        "apiserver": [
+            str(BIN / "kube-apiserver"),
+            f"--etcd-servers={etcd_url}",
+            "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
+            f"--secure-port={ports['apiserver']}",
+            f"--tls-cert-file={pki / 'apiserver.crt'}",
+            f"--tls-private-key-file={pki / 'apiserver.key'}",
+            f"--client-ca-file={pki / 'ca.crt'}",
+            f"--service-account-key-file={pki / 'sa.pub'}",
+            f"--service-account-signing-key-file={pki / 'sa.key'}",
+            "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+            "--service-cluster-ip-range=10.0.0.0/24",
+            "--authorization-mode=RBAC",
+            "--enable-priority-and-fairness=false",
+            f"--cert-dir={pki}",
+            "--v=1",
+        ],
+        "controller-manager": [
+            str(BIN / "kube-controller-manager"),
+            f"--kubeconfig={kubeconfig}",
+            f"--controllers={','.join(CONTROLLERS)}",
+            f"--service-account-private-key-file={pki / 'sa.key'}",
+            f"--root-ca-file={pki / 'ca.crt'}",
+            "--leader-elect=false",  # one instance
+            "--secure-port=0",  # no health endpoint: nothing scrapes it here
+            # Tests delete a namespace each: work on several at once.
+            "--concurrent-namespace-syncs=5",
+            "--v=1",
+        ],
     }
-    pids["apiserver"] = _spawn([
-        str(BIN / "kube-apiserver"),
-        f"--etcd-servers={etcd_url}",
-        "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
-        f"--secure-port={ports['apiserver']}",
-        f"--tls-cert-file={pki / 'apiserver.crt'}",
-        f"--tls-private-key-file={pki / 'apiserver.key'}",
-        f"--client-ca-file={pki / 'ca.crt'}",
-        f"--service-account-key-file={pki / 'sa.pub'}",
-        f"--service-account-signing-key-file={pki / 'sa.key'}",
-        "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-        "--service-cluster-ip-range=10.0.0.0/24",
-        "--authorization-mode=RBAC",
-        "--enable-priority-and-fairness=false",
-        f"--cert-dir={pki}",
-        "--v=1",
-    ], state / "apiserver.log")
+    (state / "commands.json").write_text(json.dumps(commands))
+    pids = {name: _spawn(commands[name], _log(state, name)) for name in COMPONENTS}
     (state / "pids.json").write_text(json.dumps(pids))
     deadline = time.monotonic() + READY_TIMEOUT
-    while not is_ready(state):
+    while not (is_ready(state) and _controllers_running(state)):
         dead = [name for name, pid in pids.items() if not _alive(pid)]
         if dead or time.monotonic() > deadline:
             why = f"{', '.join(dead)} exited" if dead else f"not ready in {READY_TIMEOUT:.0f}s"
             logs = "\n".join(
                 f"--- {log.name} (tail) ---\n" + "\n".join(log.read_text().splitlines()[-30:])
-                for log in (state / "etcd.log", state / "apiserver.log") if log.exists()
+                for log in (_log(state, name) for name in COMPONENTS) if log.exists()
             )
             down(state)
             sys.exit(f"control plane failed to start: {why}\n{logs}")
@@ -261,25 +310,59 @@ def up(state: Path) -> Path:
     return write_kubeconfig(state, ports["apiserver"])
 
 
+def _pids_alive(state: Path) -> bool:
+    pids_file = state / "pids.json"
+    if not pids_file.exists():
+        return False
+    pids: dict[str, int] = json.loads(pids_file.read_text())
+    return all(name in pids and _alive(pids[name]) for name in COMPONENTS)
+
+
+def _wait_gone(pid: int, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while _alive(pid) and time.monotonic() < deadline:
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)  # reap it when it is our child
+        time.sleep(0.05)
+
+
+def _terminate(pid: int, graceful: bool = True) -> None:
+    if graceful and _alive(pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGTERM)
+        _wait_gone(pid, 15)
+    if _alive(pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)
+        _wait_gone(pid, 10)
+
+
+def stop_component(state: Path, name: str, graceful: bool = False) -> None:
+    """Stop one of etcd, apiserver, controller-manager: killed at once, as by a
+    crash or a lost node (``graceful``: SIGTERM first, SIGKILL after 15 s)."""
+    pids: dict[str, int] = json.loads((state / "pids.json").read_text())
+    _terminate(pids[name], graceful)
+
+
+def start_component(state: Path, name: str) -> None:
+    """Start a stopped component again with its arguments and data; returns at once."""
+    commands: dict[str, list[str]] = json.loads((state / "commands.json").read_text())
+    pids: dict[str, int] = json.loads((state / "pids.json").read_text())
+    if _alive(pids[name]):
+        raise RuntimeError(f"{name} is still running (pid {pids[name]})")
+    pids[name] = _spawn(commands[name], _log(state, name))
+    (state / "pids.json").write_text(json.dumps(pids))
+
+
 def down(state: Path) -> None:
     pids_file = state / "pids.json"
     if pids_file.exists():
         pids: dict[str, int] = json.loads(pids_file.read_text())
-        # The API server first, so it does not log a storm of etcd errors.
-        for name in ("apiserver", "etcd"):
+        # Clients of the API server first, so it does not log a storm of etcd errors.
+        for name in reversed(COMPONENTS):
             pid = pids.get(name)
-            if pid is None or not _alive(pid):
-                continue
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(pid, signal.SIGTERM)
-            deadline = time.monotonic() + 15
-            while _alive(pid) and time.monotonic() < deadline:
-                with contextlib.suppress(ChildProcessError):
-                    os.waitpid(pid, os.WNOHANG)
-                time.sleep(0.1)
-            if _alive(pid):
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(pid, signal.SIGKILL)
+            if pid is not None:
+                _terminate(pid)
     shutil.rmtree(state, ignore_errors=True)
 
 

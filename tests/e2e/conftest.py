@@ -1,7 +1,8 @@
 """e2e fixtures: one real control plane and one operator per session, a namespace per test.
 
-The control plane is etcd + kube-apiserver built from Go modules (``make
-tools``), started fresh in a temporary directory for the session. The CRDs
+The control plane is etcd + kube-apiserver + kube-controller-manager built
+from Go modules (``make tools``), started fresh in a temporary directory for
+the session. The CRDs
 are installed from ``crds/`` with kubectl, and the operator runs through the
 production entry point, ``python -m alert_contacts``.
 """
@@ -27,14 +28,14 @@ _spec.loader.exec_module(controlplane)
 
 @pytest.fixture(scope="session")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    for tool in ("etcd", "kube-apiserver", "kubectl"):
+    for tool in ("etcd", "kube-apiserver", "kube-controller-manager", "kubectl"):
         if not (BIN / tool).exists():
             pytest.fail(f"{BIN / tool} is missing: run `make tools` (or `make test`)")
     state = tmp_path_factory.mktemp("controlplane")
     kubeconfig = controlplane.up(state)
     try:
         api = kubernetes.config.new_client_from_config(str(kubeconfig))
-        the_cluster = Cluster(Path(kubeconfig), api)
+        the_cluster = Cluster(Path(kubeconfig), api, state=state)
         the_cluster.kubectl("apply", "--server-side", "-f", str(REPO / "crds"))
         the_cluster.kubectl(
             "wait", "--for=condition=Established", "--timeout=60s", "-f", str(REPO / "crds")
@@ -59,10 +60,11 @@ def operator(
 
 @pytest.fixture
 def namespace(cluster: Cluster, request: pytest.FixtureRequest) -> Iterator[str]:
-    """A fresh namespace; its contacts, bots and groups are deleted afterwards.
+    """A fresh namespace, deleted afterwards.
 
     Uniqueness and quota are cluster-wide, so every test leaves the cluster
-    without objects of ours (there is no namespace controller here to do it).
+    without objects of ours: they are deleted at once (the namespace
+    controller would take a few seconds), then the namespace itself.
     """
     slug = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")[:40]
     name = f"{slug}-{uuid.uuid4().hex[:5]}"
@@ -70,6 +72,7 @@ def namespace(cluster: Cluster, request: pytest.FixtureRequest) -> Iterator[str]
     yield name
     for plural in PLURALS.values():
         cluster.kubectl("delete", plural, "--all", "-n", name, "--wait=false")
+    cluster.kubectl("delete", "namespace", name, "--wait=false")
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -5,6 +5,7 @@ Every wait here has a deadline and says what it waited for when it fails.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import os
@@ -13,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 import uuid
@@ -59,6 +61,7 @@ def wait_until(
 class Cluster:
     kubeconfig: Path
     api: kubernetes.client.ApiClient
+    state: Path | None = None  # the control plane's directory (tests/controlplane/cluster.py)
 
     @property
     def custom(self) -> kubernetes.client.CustomObjectsApi:
@@ -286,6 +289,18 @@ def running_operator(cluster: Cluster, log_path: Path, **kwargs: Any) -> Iterato
         operator.stop()
 
 
+@contextlib.contextmanager
+def without_admission(operator: Operator, log_path: Path) -> Iterator[Operator]:
+    """The session operator steps aside for one without the webhook, as when
+    objects predate the webhook or race past it; it is back afterwards."""
+    operator.stop()
+    try:
+        with running_operator(operator.cluster, log_path, args=["--webhook=none"]) as bare:
+            yield bare
+    finally:
+        operator.start()
+
+
 # -- helpers for the e2e tests of contacts, bots, groups, races, quota and restart --
 
 DINGTALK_URL = "https://oapi.dingtalk.com/robot/send?access_token="
@@ -370,3 +385,384 @@ def events_for(cluster: Cluster, namespace: str, name: str) -> list[Any]:
         namespace, field_selector=f"involvedObject.name={name}"
     )
     return list(result.items)
+
+
+# -- several replicas behind a balancer, for the HA and fault tests --
+
+
+class Balancer:
+    """A TCP balancer on loopback standing in for the webhook Service.
+
+    What a Service gives in a cluster: connections spread over the endpoints
+    of *ready* Pods. Here each backend is (webhook port, health port) of an
+    operator process on the host; a health checker polls each backend's
+    /healthz every ``interval`` (as the readiness probe and the endpoints
+    controller would, only faster) and only ready backends get connections,
+    round-robin. ``drain`` takes a backend out of rotation at once, as a
+    terminating Pod's endpoint is removed before its preStop hook ends. A
+    connection refused by a backend that died since the last check is tried
+    on the next ready one (kube-proxy would not; see docs/operations.md).
+    """
+
+    def __init__(self, interval: float = 0.25) -> None:
+        self.interval = interval
+        self.port = 0
+        self.backends: dict[int, int] = {}  # webhook port -> health port
+        self.ready: set[int] = set()
+        self.drained: set[int] = set()
+        self.connections = 0
+        self.open: dict[int, int] = {}  # webhook port -> connections open to it now
+        self._lock = threading.Lock()
+        self._next = 0
+        self._stop = threading.Event()
+        self._listener: socket.socket | None = None
+        self._threads: list[threading.Thread] = []
+
+    def start(self) -> None:
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(64)
+        listener.settimeout(0.2)
+        self._listener = listener
+        self.port = int(listener.getsockname()[1])
+        for target in (self._accept_loop, self._health_loop):
+            thread = threading.Thread(target=target, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def stop(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=5)
+        if self._listener is not None:
+            self._listener.close()
+
+    def add(self, webhook_port: int, health_port: int) -> None:
+        with self._lock:
+            self.backends[webhook_port] = health_port
+            self.drained.discard(webhook_port)
+
+    def drain(self, webhook_port: int) -> None:
+        with self._lock:
+            self.drained.add(webhook_port)
+            self.ready.discard(webhook_port)
+
+    def remove(self, webhook_port: int) -> None:
+        with self._lock:
+            self.backends.pop(webhook_port, None)
+            self.ready.discard(webhook_port)
+            self.drained.discard(webhook_port)
+
+    def _healthy(self, health_port: int) -> bool:
+        try:
+            with urllib.request.urlopen(
+                f"http://127.0.0.1:{health_port}/healthz", timeout=1
+            ) as resp:
+                return bool(resp.status == 200 and json.loads(resp.read()).get("synced"))
+        except (OSError, ValueError):
+            return False
+
+    def _health_loop(self) -> None:
+        while not self._stop.is_set():
+            with self._lock:
+                backends = dict(self.backends)
+            for webhook_port, health_port in backends.items():
+                healthy = self._healthy(health_port)
+                with self._lock:
+                    if healthy and webhook_port in self.backends and (
+                        webhook_port not in self.drained
+                    ):
+                        self.ready.add(webhook_port)
+                    else:
+                        self.ready.discard(webhook_port)
+            self._stop.wait(self.interval)
+
+    def _choose(self) -> list[int]:
+        with self._lock:
+            ready = sorted(self.ready)
+            self._next += 1
+            start = self._next
+        return [ready[(start + i) % len(ready)] for i in range(len(ready))] if ready else []
+
+    def _accept_loop(self) -> None:
+        assert self._listener is not None
+        while not self._stop.is_set():
+            try:
+                client, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
+
+    def _serve(self, client: socket.socket) -> None:
+        upstream = None
+        for port in self._choose():
+            try:
+                upstream = socket.create_connection(("127.0.0.1", port), timeout=1)
+                break
+            except OSError:
+                continue
+        if upstream is None:
+            client.close()  # no ready endpoint: the API server sees a refused/closed connection
+            return
+        with self._lock:
+            self.connections += 1
+            self.open[port] = self.open.get(port, 0) + 1
+        upstream.settimeout(None)
+        client.settimeout(None)
+
+        def pump(src: socket.socket, dst: socket.socket) -> None:
+            try:
+                while data := src.recv(65536):
+                    dst.sendall(data)
+            except OSError:
+                pass
+            finally:
+                for s in (src, dst):
+                    with contextlib.suppress(OSError):
+                        s.shutdown(socket.SHUT_RDWR)
+
+        back = threading.Thread(target=pump, args=(upstream, client), daemon=True)
+        back.start()
+        pump(client, upstream)
+        back.join(timeout=30)
+        client.close()
+        upstream.close()
+        with self._lock:
+            self.open[port] -= 1
+
+
+@dataclass
+class Replica:
+    operator: Operator
+    webhook_port: int
+    metrics_port: int
+
+    def metric(self, name: str, **labels: str) -> float | None:
+        """One sample of the replica's /metrics (None when absent)."""
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics",
+                                    timeout=5) as resp:
+            text = resp.read().decode()
+        wanted = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+        for line in text.splitlines():
+            sample, _, value = line.rpartition(" ")
+            if sample == (f"{name}{{{wanted}}}" if labels else name):
+                return float(value)
+        return None
+
+    @property
+    def identity(self) -> str:
+        """The Lease holder identity of the process (the operator's default: hostname_pid)."""
+        assert self.operator.proc is not None
+        return f"{socket.gethostname()}_{self.operator.proc.pid}"
+
+
+class Replicas:
+    """Operator processes on the host as a Deployment's Pods, behind one balancer,
+    with a ValidatingWebhookConfiguration (failurePolicy Fail) pointing at it."""
+
+    LEASE_NAMESPACE = "default"
+    LEASE_NAME = "alert-contacts-operator"
+
+    def __init__(self, cluster: Cluster, workdir: Path, args: list[str] | None = None,
+                 timeout_seconds: int = 5, webhook: bool = True) -> None:
+        from alert_contacts.runtime.certs import write_self_signed
+
+        self.cluster = cluster
+        self.workdir = workdir
+        self.args = args or []
+        self.webhook = webhook
+        self.certs = workdir / "webhook-tls"
+        self.certs.mkdir(parents=True, exist_ok=True)
+        ca = write_self_signed(self.certs, ["127.0.0.1", "localhost"])
+        self.balancer = Balancer()
+        self.balancer.start()
+        self.replicas: list[Replica] = []
+        self._started = 0
+        self.webhook_config = f"alert-contacts-ha-{uuid.uuid4().hex[:6]}"
+        if not webhook:
+            return
+        bundle = base64.b64encode(ca.read_bytes()).decode()
+        self.cluster.kubectl("apply", "-f", "-", input=json.dumps({
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "ValidatingWebhookConfiguration",
+            "metadata": {"name": self.webhook_config},
+            "webhooks": [{
+                "name": f"{plural}.{GROUP}",
+                "admissionReviewVersions": ["v1"],
+                "sideEffects": "None",
+                "failurePolicy": "Fail",
+                "timeoutSeconds": timeout_seconds,
+                "matchPolicy": "Equivalent",
+                "rules": [{"apiGroups": [GROUP], "apiVersions": [VERSION],
+                           "operations": ["CREATE", "UPDATE"], "resources": [plural],
+                           "scope": "Namespaced"}],
+                "clientConfig": {"url": f"https://127.0.0.1:{self.balancer.port}/{plural}",
+                                 "caBundle": bundle},
+            } for plural in PLURALS.values()],
+        }))
+
+    def start(self, wait: bool = True) -> Replica:
+        """A new replica (a new Pod: new identity, new ports); ready when ``wait``."""
+        self._started += 1
+        port, metrics_port = free_port(), free_port()
+        webhook = (["--webhook=service", f"--webhook-port={port}",
+                    f"--webhook-cert-dir={self.certs}"] if self.webhook else ["--webhook=none"])
+        operator = Operator(
+            self.cluster, self.workdir / f"replica-{self._started}.log",
+            args=[*webhook, f"--metrics-port={metrics_port}", *self.args],
+            env={"ALERT_CONTACTS_LEASE_NAMESPACE": self.LEASE_NAMESPACE},
+        )
+        operator.start(wait=False)
+        replica = Replica(operator, port, metrics_port)
+        self.balancer.add(port, operator.health_port)
+        self.replicas.append(replica)
+        if wait:
+            operator.wait_ready()
+        if wait and self.webhook:
+            wait_until("the balancer to route to the new replica",
+                       lambda: port in self.balancer.ready, timeout=30)
+        return replica
+
+    def kill(self, replica: Replica) -> None:
+        """SIGKILL, as a crash or an OOM kill: no cleanup, the Lease is not released.
+
+        Returns once the API server's connections to the killed process are
+        closed (their peers see the close), as the kernel closes a dead
+        process's sockets: a request racing the kill itself fails in a cluster too.
+        """
+        assert replica.operator.proc is not None
+        replica.operator.proc.kill()
+        replica.operator.proc.wait(timeout=10)
+        self.balancer.remove(replica.webhook_port)
+        self.replicas.remove(replica)
+        wait_until("the killed replica's connections to close",
+                   lambda: self.balancer.open.get(replica.webhook_port, 0) == 0, timeout=10)
+
+    def terminate(self, replica: Replica) -> None:
+        """A Pod's graceful termination: out of the Service first (preStop), then SIGTERM."""
+        self.balancer.drain(replica.webhook_port)
+        replica.operator.stop()
+        self.balancer.remove(replica.webhook_port)
+        self.replicas.remove(replica)
+
+    def holder(self) -> str:
+        try:
+            lease = kubernetes.client.CoordinationV1Api(self.cluster.api).read_namespaced_lease(
+                self.LEASE_NAME, self.LEASE_NAMESPACE)
+        except ApiException as e:
+            if e.status == 404:
+                return ""
+            raise
+        return str(lease.spec.holder_identity or "")
+
+    def leader(self, timeout: float = 40) -> Replica:
+        """The replica holding the Lease (waits until one does)."""
+
+        def probe() -> Replica | None:
+            holder = self.holder()
+            return next((r for r in self.replicas if r.identity == holder), None)
+
+        return wait_until("a replica to hold the Lease", probe, timeout=timeout, interval=0.1)
+
+    def close(self) -> None:
+        for replica in list(self.replicas):
+            self.terminate(replica)
+        self.balancer.stop()
+        self.cluster.kubectl("delete", "validatingwebhookconfiguration", self.webhook_config,
+                             "--ignore-not-found")
+
+    def tail(self, lines: int = 40) -> str:
+        return "\n".join(
+            f"--- {r.operator.log_path.name} ---\n{r.operator.tail(lines)}" for r in self.replicas
+        )
+
+
+@contextlib.contextmanager
+def replicas(cluster: Cluster, workdir: Path, count: int = 2, **kwargs: Any
+             ) -> Iterator[Replicas]:
+    the_replicas = Replicas(cluster, workdir, **kwargs)
+    try:
+        for _ in range(count):
+            the_replicas.start()
+        yield the_replicas
+    finally:
+        the_replicas.close()
+
+
+def control_plane_module() -> Any:
+    """tests/controlplane/cluster.py (a script, not a package module), loaded once."""
+    import importlib.util
+
+    if "alert_contacts_controlplane" not in sys.modules:
+        spec = importlib.util.spec_from_file_location(
+            "alert_contacts_controlplane", REPO / "tests/controlplane/cluster.py")
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        sys.modules["alert_contacts_controlplane"] = module
+    return sys.modules["alert_contacts_controlplane"]
+
+
+def cluster_objects(cluster: Cluster) -> dict[str, list[dict[str, Any]]]:
+    return {kind: cluster.list(kind) for kind in PLURALS}
+
+
+def violations(cluster: Cluster, quota: int = 100) -> list[str]:
+    """What is wrong with the whole cluster's status now, against the pure decision:
+
+    - two Ready objects holding the same normalised mobile or email;
+    - more Ready Contacts and DingTalkBots than the quota;
+    - any object whose status differs from what ``plan_status`` (the pure
+      function over the current set) wants, or is not for its current generation.
+    """
+    from alert_contacts.domain.plan import plan_status
+    from alert_contacts.domain.records import record_of, secret_data
+    from alert_contacts.domain.validation import validate_contact
+    from alert_contacts.settings import Settings
+
+    settings = Settings(quota=quota)
+    objects = cluster_objects(cluster)
+    found: list[str] = []
+    owners: dict[tuple[str, str], str] = {}
+    ready = 0
+    for kind in ("Contact", "DingTalkBot"):
+        for obj in objects[kind]:
+            if (condition(obj, "Ready") or {}).get("status") != "True":
+                continue
+            ready += 1
+            name = f"{kind} {obj['metadata']['namespace']}/{obj['metadata']['name']}"
+            for field_, value in ((obj.get("status") or {}).get("normalized") or {}).items():
+                if value and (field_, value) in owners:
+                    found.append(f"{field_} {value}: Ready in {owners[(field_, value)]} and {name}")
+                owners.setdefault((field_, value), name)
+    if ready > quota:
+        found.append(f"{ready} Ready contacts and bots exceed the quota of {quota}")
+    secrets = {
+        (s.metadata.namespace, s.metadata.name): secret_data(
+            cluster.api.sanitize_for_serialization(s))
+        for s in cluster.core.list_secret_for_all_namespaces().items
+        if (s.type or "Opaque") == "Opaque"
+    }
+    plan = plan_status(
+        [record_of("Contact", o, validate_contact(o.get("spec") or {}, settings))
+         for o in objects["Contact"]],
+        [record_of("DingTalkBot", o) for o in objects["DingTalkBot"]],
+        [record_of("ContactGroup", o) for o in objects["ContactGroup"]],
+        secrets, settings, "2026-01-01T00:00:00Z",
+    )
+    found += [f"{w.ref}: status disagrees with the decision ({w.patch})" for w in plan.writes]
+    return found
+
+
+def wait_converged(cluster: Cluster, timeout: float, quota: int = 100) -> float:
+    """Wait until no violation remains; return the seconds it took."""
+    started = time.monotonic()
+    try:
+        wait_until("every object's status to agree with the pure decision",
+                   lambda: not violations(cluster, quota) or None, timeout=timeout, interval=0.2)
+    except AssertionError as e:
+        raise AssertionError(f"{e}\n" + "\n".join(violations(cluster, quota))) from None
+    return time.monotonic() - started

@@ -219,6 +219,9 @@ def chart_operator(
     account = the(docs, "ServiceAccount")
     role = the(docs, "ClusterRole", f"{RELEASE}-alert-contacts-operator")
     binding = the(docs, "ClusterRoleBinding")
+    lease_role, lease_binding = the(docs, "Role"), the(docs, "RoleBinding")
+    (operator_container,) = the(docs, "Deployment")["spec"]["template"]["spec"]["containers"]
+    lease_args = [a for a in operator_container["args"] if a.startswith(("--lease", "--leader"))]
     service = the(docs, "Service")
     vwc = the(docs, "ValidatingWebhookConfiguration")
     tls = the(docs, "Secret")["data"]
@@ -241,7 +244,7 @@ def chart_operator(
     for hook in vwc["webhooks"]:
         assert hook["clientConfig"]["service"]["port"] == 443  # what the chart's Service serves
         hook["clientConfig"]["service"]["port"] = port
-    created = [account, role, binding, service, vwc]
+    created = [account, role, binding, lease_role, lease_binding, service, vwc]
 
     cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(created))
     token = cluster.kubectl(
@@ -250,8 +253,10 @@ def chart_operator(
     kubeconfig = token_kubeconfig(cluster, token, workdir / "kubeconfig")
     process = Operator(
         cluster, workdir / "operator.log",
-        args=["--webhook=service", f"--webhook-port={port}", f"--webhook-cert-dir={certs}"],
-        env={"KUBECONFIG": str(kubeconfig)},
+        args=["--webhook=service", f"--webhook-port={port}", f"--webhook-cert-dir={certs}",
+              *lease_args],
+        # The Lease lives in the Pod's namespace (the downward API sets it in the chart).
+        env={"KUBECONFIG": str(kubeconfig), "POD_NAMESPACE": namespace},
     )
     operator.stop()
     try:

@@ -142,3 +142,12 @@ def test_missing_secret_is_admitted_with_a_warning_naming_who_gets_the_slot() ->
 def test_own_entry_is_ignored() -> None:
     view = engine(record(ALICE, "2026-01-01T00:00:00Z", valid(EMAIL)), quota=1)
     assert admit_claimant(valid(EMAIL), valid(EMAIL), ALICE, view, 1).allowed
+
+
+def test_a_refusal_lists_every_taken_key_mobile_first_as_status_does() -> None:
+    view = engine(record(BOB, "2026-01-01T00:00:00Z", valid(EMAIL)),
+                  record(ObjectRef("Contact", "t", "mo"), "2026-01-01T00:00:00Z", valid(MOBILE)))
+    result = admit_claimant(valid(EMAIL, MOBILE), None, ALICE, view, 100)
+    assert (result.code, result.reason) == (409, Reason.DUPLICATE_MOBILE)
+    assert result.message == ("mobile +8613800138000 is already used by Contact t/mo; "
+                              "email alice@example.com is already used by Contact team-b/bob")

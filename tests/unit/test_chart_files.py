@@ -246,12 +246,11 @@ def test_metrics_can_be_turned_off() -> None:
 # ---------------------------------------------------------------- Deployment
 
 
-def test_deployment_runs_one_hardened_replica() -> None:
+def test_deployment_runs_hardened_replicas() -> None:
     deployment = one(render(), "Deployment")
     pod = deployment["spec"]["template"]["spec"]
     c = container(render())
-    assert deployment["spec"]["replicas"] == 1
-    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+    assert deployment["spec"]["replicas"] == 2  # see test_chart_ha.py
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
     assert c["securityContext"]["readOnlyRootFilesystem"] is True

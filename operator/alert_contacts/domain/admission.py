@@ -19,7 +19,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from alert_contacts.domain.decisions import Conflict, Decision, describe_claim, quota_message
+from alert_contacts.domain.decisions import (
+    Conflict,
+    Decision,
+    describe_claim,
+    quota_message,
+    sorted_conflicts,
+)
 from alert_contacts.domain.types import Claim, ObjectRef, Reason, Verdict
 
 
@@ -49,7 +55,7 @@ class Admission:
 
 
 def _conflict_text(conflicts: list[Conflict]) -> tuple[Reason, str]:
-    ordered = sorted(conflicts, key=lambda c: (c.reason, c.claim.value))
+    ordered = sorted_conflicts(conflicts)  # the reconciler's order: mobile, email, webhook
     return ordered[0].reason, "; ".join(c.message for c in ordered)
 
 

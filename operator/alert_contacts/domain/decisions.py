@@ -123,7 +123,7 @@ def owner_of(claim: Claim, candidates: Iterable[Candidate]) -> Candidate | None:
 
 def conflicts_of(candidate: Candidate, owner: Callable[[Claim], ObjectRef]) -> tuple[Conflict, ...]:
     """The keys ``candidate`` claims but does not own, in the order their reasons block."""
-    return _sorted_conflicts(
+    return sorted_conflicts(
         Conflict(claim, owner(claim))
         for claim in set(candidate.verdict.claims)
         if owner(claim) != candidate.ref
@@ -156,7 +156,7 @@ def eligible_decision(verdict: Verdict, position: int, quota: int) -> Decision:
     )
 
 
-def _sorted_conflicts(conflicts: Iterable[Conflict]) -> tuple[Conflict, ...]:
+def sorted_conflicts(conflicts: Iterable[Conflict]) -> tuple[Conflict, ...]:
     return tuple(sorted(conflicts, key=lambda c: (_CLAIM_PRIORITY[c.claim.kind], c.claim.value)))
 
 

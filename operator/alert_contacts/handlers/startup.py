@@ -4,9 +4,9 @@ reconcile loop.
 Everything configurable is read here, once; nothing is read at import time.
 kopf runs no watch of ours: ``runtime.watch`` lists and watches every kind into
 ``runtime.store`` (kopf's per-object indexes cost quadratic time at start).
-Peering is off (``standalone``): run exactly one replica (the chart's
-Deployment uses the Recreate strategy), because two reconcilers would race
-on status writes.
+kopf's peering is off (``standalone``): it pauses operators, it does not elect
+one. Every replica watches and admits; the holder of a Lease reconciles
+(runtime/lease.py).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import kopf
 from alert_contacts import metrics
 from alert_contacts.runtime.certs import write_self_signed
 from alert_contacts.runtime.kube import Kube, load_client
+from alert_contacts.runtime.lease import leader_election
 from alert_contacts.runtime.options import RunOptions
 from alert_contacts.runtime.reconciler import Reconciler
 from alert_contacts.runtime.store import Store
@@ -62,15 +63,18 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
         metrics.serve(options.metrics_port)
 
     # The operator's one API client; ``memo.kube.request`` serves any call beyond
-    # watches, status and Events (a Lease, for instance).
+    # watches, status and Events (the Lease, for instance).
     memo.kube = Kube(await load_client())
     store = Store(options.settings)
-    memo.reconciler = Reconciler(store, options.settings, memo.kube)
+    memo.leadership, memo.elector = leader_election(options.lease, memo.kube)
+    memo.reconciler = Reconciler(store, options.settings, memo.kube, memo.leadership)
     store.listen(memo.reconciler.on_change)
     memo.tasks = [
         *start_watches(memo.kube, store),
         asyncio.create_task(memo.reconciler.run(), name="reconcile loop"),
     ]
+    if memo.elector is not None:
+        memo.elector.start()
     logger.info(
         "alert-contacts operator starting: quota %d, default region %s, DingTalk hosts %s, "
         "webhook %s", options.settings.quota, options.settings.default_region,
@@ -104,5 +108,7 @@ async def stop(memo: kopf.Memo, **_: Any) -> None:
     for task in tasks:
         with contextlib.suppress(asyncio.CancelledError):
             await task
+    if memo.elector is not None:  # after the writers stopped: release for a quick handover
+        await memo.elector.stop()
     kube: Kube = memo.kube
     await kube.close()

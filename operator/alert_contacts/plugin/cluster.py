@@ -5,6 +5,11 @@ list is merged), else ``~/.kube/config``; ``--context`` picks a context;
 ``-n`` wins over the context's namespace, which wins over ``default``. Every
 failure becomes a :class:`ClusterError` whose text is fit for the user: what
 went wrong and what to check, never a traceback.
+
+Transient failures are retried as kubectl (client-go) retries them: 429 and
+5xx (waiting as long as ``Retry-After`` says, else backing off) and a
+connection reset mid-request, a bounded number of times; then the error says
+how often it was tried. A refused connection is not retried: nothing listens.
 """
 
 from __future__ import annotations
@@ -12,7 +17,8 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -25,6 +31,11 @@ from alert_contacts.domain.types import GROUP, VERSION
 from alert_contacts.runtime.kube import PLURALS
 
 MEMBER_KINDS = ("Contact", "DingTalkBot")
+
+# Transient answers: throttled, or the server (or its storage) briefly unable to serve.
+RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
+ATTEMPTS = 5  # one call and four retries: about 8 s of backoff without Retry-After
+MAX_RETRY_AFTER = 10.0  # seconds; a longer Retry-After is cut to this
 
 
 class ClusterError(Exception):
@@ -105,6 +116,33 @@ def connect(options: ConnectOptions) -> KubeStore:
     return KubeStore(api, configuration.host, namespace or "default", options.request_timeout)
 
 
+def retry_after(headers: Mapping[str, str] | None) -> float | None:
+    """Seconds from a ``Retry-After: <seconds>`` header (the API server sends seconds)."""
+    for name, value in (headers or {}).items():
+        if name.lower() == "retry-after":
+            try:
+                return min(max(0.0, float(value)), MAX_RETRY_AFTER)
+            except ValueError:
+                return None
+    return None
+
+
+def retry_delay(attempt: int, error: BaseException) -> float | None:
+    """Seconds to wait before trying again after ``attempt`` (1-based) failed with
+    ``error``; None when it must not be retried (or the attempts are used up)."""
+    if attempt >= ATTEMPTS:
+        return None
+    backoff: float = 0.5 * 2 ** (attempt - 1)  # 0.5, 1, 2, 4 s
+    if isinstance(error, ApiException):
+        if error.status not in RETRYABLE_STATUS:
+            return None
+        given = retry_after(error.headers)
+        return backoff if given is None else float(given)
+    if isinstance(error, urllib3.exceptions.ProtocolError):  # connection reset or dropped
+        return backoff
+    return None
+
+
 def _status_body(error: ApiException) -> dict[str, Any]:
     """The metav1.Status the API server sent, or {} (a bare 404 has none)."""
     try:
@@ -129,25 +167,43 @@ def _object_not_found(error: ApiException) -> bool:
 
 class KubeStore:
     def __init__(
-        self, api: kubernetes.client.ApiClient, host: str, namespace: str, timeout: float
+        self, api: kubernetes.client.ApiClient, host: str, namespace: str, timeout: float,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._custom = kubernetes.client.CustomObjectsApi(api)
         self.host = host
         self.namespace = namespace
         self._timeout = timeout or None  # 0 means no timeout, as for kubectl
+        self._sleep = sleep
+
+    def _retrying(self, call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """The call, retried on transient failures; the last failure is raised with
+        ``attempts`` set on it."""
+        attempt = 1
+        while True:
+            try:
+                return call(*args, _request_timeout=self._timeout, **kwargs)
+            except (ApiException, urllib3.exceptions.HTTPError) as e:
+                delay = retry_delay(attempt, e)
+                if delay is None:
+                    e.attempts = attempt  # type: ignore[union-attr]
+                    raise
+                self._sleep(delay)
+                attempt += 1
 
     def _call(self, what: str, plural: str, call: Callable[..., Any], *args: Any,
               **kwargs: Any) -> Any:
         try:
-            return call(*args, _request_timeout=self._timeout, **kwargs)
+            return self._retrying(call, *args, **kwargs)
         except ApiException as e:
             raise self._explain(what, plural, e) from None
         except urllib3.exceptions.HTTPError as e:
-            raise self._unreachable(getattr(e, "reason", None) or e) from None
+            raise self._unreachable(getattr(e, "reason", None) or e, _attempts(e)) from None
 
-    def _unreachable(self, reason: object) -> ClusterError:
+    def _unreachable(self, reason: object, attempts: int = 1) -> ClusterError:
+        tried = f" (tried {attempts} times)" if attempts > 1 else ""
         return ClusterError(
-            f"cannot reach the Kubernetes API server at {self.host}: {reason}\n"
+            f"cannot reach the Kubernetes API server at {self.host}: {reason}{tried}\n"
             "Is the cluster running, and are --context / KUBECONFIG the ones you meant?"
         )
 
@@ -168,7 +224,9 @@ class KubeStore:
             )
         if error.status == 403:
             return ClusterError(f"forbidden: {message}")
-        return ClusterError(f"cannot {what}: {message} (HTTP {error.status})")
+        attempts = _attempts(error)
+        tried = f", tried {attempts} times" if attempts > 1 else ""
+        return ClusterError(f"cannot {what}: {message} (HTTP {error.status}{tried})")
 
     def list_members(self, namespace: str | None, selector: str | None) -> list[dict[str, Any]]:
         found: list[dict[str, Any]] = []
@@ -200,13 +258,16 @@ class KubeStore:
     def delete(self, kind: str, namespace: str, name: str) -> bool:
         plural = PLURALS[kind]
         try:
-            self._custom.delete_namespaced_custom_object(
-                GROUP, VERSION, namespace, plural, name, _request_timeout=self._timeout
-            )
+            self._retrying(self._custom.delete_namespaced_custom_object,
+                           GROUP, VERSION, namespace, plural, name)
         except ApiException as e:
             if _object_not_found(e):
                 return False
             raise self._explain(f"delete {kind.lower()}/{name}", plural, e) from None
         except urllib3.exceptions.HTTPError as e:
-            raise self._unreachable(getattr(e, "reason", None) or e) from None
+            raise self._unreachable(getattr(e, "reason", None) or e, _attempts(e)) from None
         return True
+
+
+def _attempts(error: BaseException) -> int:
+    return int(getattr(error, "attempts", 1))

@@ -8,6 +8,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from alert_contacts.runtime.lease import (
+    LeaseConfig,
+    LeaseTimings,
+    default_identity,
+    default_namespace,
+)
 from alert_contacts.settings import Settings
 
 WebhookMode = Literal["local", "service", "none"]
@@ -24,6 +30,7 @@ class RunOptions:
     health_port: int  # 0: no health endpoint
     metrics_port: int  # 0: no metrics endpoint
     verbose: bool
+    lease: LeaseConfig
 
 
 # flag -> (environment variable, default, help)
@@ -52,6 +59,25 @@ _ENV_FLAGS: dict[str, tuple[str, str, str]] = {
                       "port of the /healthz endpoint on 0.0.0.0 (0 disables)"),
     "--metrics-port": ("ALERT_CONTACTS_METRICS_PORT", "9090",
                        "port of the Prometheus /metrics endpoint on 0.0.0.0 (0 disables)"),
+    # Leader election: every replica indexes and admits; the Lease holder reconciles.
+    "--leader-election": ("ALERT_CONTACTS_LEADER_ELECTION", "true",
+                          "true: reconcile only while holding the Lease (run any number of "
+                          "replicas); false: always reconcile (exactly one replica)"),
+    "--lease-name": ("ALERT_CONTACTS_LEASE_NAME", "alert-contacts-operator",
+                     "name of the coordination.k8s.io/v1 Lease"),
+    "--lease-namespace": ("ALERT_CONTACTS_LEASE_NAMESPACE", "",
+                          "namespace of the Lease (default: $POD_NAMESPACE, else the service "
+                          "account's namespace, else default)"),
+    "--lease-identity": ("ALERT_CONTACTS_LEASE_IDENTITY", "",
+                         "this replica's name in the Lease (default: $POD_NAME, else "
+                         "hostname_pid)"),
+    "--lease-duration": ("ALERT_CONTACTS_LEASE_DURATION", "15",
+                         "seconds a Lease not renewed stays with its holder"),
+    "--lease-renew-deadline": ("ALERT_CONTACTS_LEASE_RENEW_DEADLINE", "10",
+                               "seconds after its last renewal a leader stops writing (must be "
+                               "under the lease duration)"),
+    "--lease-retry-period": ("ALERT_CONTACTS_LEASE_RETRY_PERIOD", "2",
+                             "seconds between attempts to acquire or renew the Lease"),
 }
 
 
@@ -65,6 +91,38 @@ def _port(flag: str, text: str) -> int:
     return port
 
 
+def _seconds(flag: str, text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise ValueError(f"{flag} {text!r}: must be a number of seconds") from None
+    if not 0 < seconds < 3600:
+        raise ValueError(f"{flag} {text!r}: must be between 0 and 3600 seconds")
+    return seconds
+
+
+def _boolean(flag: str, text: str) -> bool:
+    value = text.strip().lower()
+    if value not in ("true", "false", "1", "0", "yes", "no"):
+        raise ValueError(f"{flag} {text!r}: must be true or false")
+    return value in ("true", "1", "yes")
+
+
+def _lease(args: argparse.Namespace, env: Mapping[str, str]) -> LeaseConfig:
+    timings = LeaseTimings(
+        lease_duration=_seconds("--lease-duration", args.lease_duration),
+        renew_deadline=_seconds("--lease-renew-deadline", args.lease_renew_deadline),
+        retry_period=_seconds("--lease-retry-period", args.lease_retry_period),
+    )
+    return LeaseConfig(
+        enabled=_boolean("--leader-election", args.leader_election),
+        namespace=args.lease_namespace or default_namespace(env),
+        name=args.lease_name,
+        identity=args.lease_identity or default_identity(env),
+        timings=timings,
+    )
+
+
 def parse(argv: Sequence[str], env: Mapping[str, str]) -> RunOptions:
     """Flags win over environment variables, which win over defaults.
 
@@ -72,7 +130,7 @@ def parse(argv: Sequence[str], env: Mapping[str, str]) -> RunOptions:
     """
     parser = argparse.ArgumentParser(
         prog="python -m alert_contacts",
-        description="Run the alert-contacts operator (all namespaces, one active replica).",
+        description="Run the alert-contacts operator (all namespaces; the Lease holder writes).",
     )
     for flag, (var, default, help_) in _ENV_FLAGS.items():
         parser.add_argument(flag, default=env.get(var, default),
@@ -102,4 +160,5 @@ def parse(argv: Sequence[str], env: Mapping[str, str]) -> RunOptions:
         health_port=_port("--health-port", args.health_port),
         metrics_port=_port("--metrics-port", args.metrics_port),
         verbose=args.verbose,
+        lease=_lease(args, env),
     )

@@ -25,6 +25,7 @@ from alert_contacts.domain.plan import Plan, StatusWrite
 from alert_contacts.domain.tenure import precise_now
 from alert_contacts.domain.types import ObjectRef
 from alert_contacts.runtime.kube import Kube, describe_error
+from alert_contacts.runtime.lease import Leadership
 from alert_contacts.runtime.store import Record, Store
 from alert_contacts.settings import Settings
 
@@ -35,11 +36,15 @@ PLAN_CHUNK = 1000
 
 
 class Reconciler:
-    def __init__(self, store: Store, settings: Settings, kube: Kube) -> None:
+    def __init__(self, store: Store, settings: Settings, kube: Kube,
+                 leadership: Leadership | None = None) -> None:
         self.store = store
         self.settings = settings
         self.kube = kube
         self.engine = DecisionEngine(settings)
+        # Only the Lease holder reconciles; the others keep the store and admit.
+        # Refs marked dirty meanwhile stay dirty, for the pass after a takeover.
+        self.leadership = leadership or Leadership.always("standalone")
         self._dirty = asyncio.Event()
         self._dirty_refs: set[ObjectRef] = set()
         # Writes not yet seen back through the watch: ref -> (status seen, status
@@ -80,8 +85,11 @@ class Reconciler:
         self._dirty.set()
 
     def stalled_for(self) -> float:
-        """Seconds a change has waited for a finished pass (0 when none waits)."""
-        return 0.0 if self._waiting_since is None else time.monotonic() - self._waiting_since
+        """Seconds a change has waited for a finished pass (0 when none waits or
+        when another replica leads, whose passes these are)."""
+        if self._waiting_since is None or not self.leadership.is_leader():
+            return 0.0
+        return time.monotonic() - self._waiting_since
 
     # ------------------------------------------------------------ the loop
 
@@ -90,6 +98,7 @@ class Reconciler:
         logger.info("indexes are complete; reconciling all contacts, bots and groups")
         while True:
             await self._dirty.wait()
+            await self.leadership.wait()
             self._dirty.clear()
             waiting_since, self._waiting_since = self._waiting_since, None
             try:
@@ -165,6 +174,10 @@ class Reconciler:
             self._reasons[labels] += 1
 
     async def _write(self, write: StatusWrite) -> None:
+        if not self.leadership.is_leader():  # fencing: the Lease was lost during the pass
+            self._in_flight.pop(write.ref, None)
+            self.mark([write.ref])  # the next leader's pass (or ours, once leading again)
+            return
         if not await self.kube.patch_status(write.ref, write.patch):
             return
         if write.event is not None:
