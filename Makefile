@@ -71,6 +71,7 @@ test: install tools image lint ## the whole suite: lint, unit and e2e tests (e2e
 bench: install tools ## benchmarks with ratios against in-run baselines (not part of `make test`)
 	$(PY) -m bench.bench_plan
 	$(PY) -m bench.bench_cluster
+	$(PY) -m bench.bench_promotion
 
 clean: ## remove the venv and bin/ links (the build cache in ~/.cache stays)
 	rm -rf $(VENV) bin
