@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## create .venv/ with the package and its test tools
 
-tools: ## build (or reuse from ~/.cache/alert-contacts) bin/{kube-apiserver,kube-controller-manager,etcd,kubectl,helm,alertmanager}
+tools: ## build (or reuse from ~/.cache/alert-contacts) bin/{kube-apiserver,kube-controller-manager,etcd,kubectl,helm,kstatus,alertmanager}
 	bash tests/controlplane/build.sh
 
 image: ## build the operator image with podman on a cached Debian base (IMAGE, EXTRA_CA: tests/image/build.sh)
@@ -68,9 +68,12 @@ e2e: install tools image ## e2e tests on a real kube-apiserver + etcd started fo
 test: install tools image lint ## the whole suite: lint, unit and e2e tests (e2e runs the image)
 	$(VENV)/bin/pytest tests
 
-bench: install tools ## benchmarks with ratios against in-run baselines (not part of `make test`)
+BENCH_ARGS ?=
+bench: install tools ## benchmarks with ratios against in-run baselines (not part of `make test`; BENCH_ARGS="--sizes 1000,10000,50000 --profile")
 	$(PY) -m bench.bench_plan
+	$(PY) -m bench.bench_engine
 	$(PY) -m bench.bench_cluster
+	$(PY) -m bench.bench_scale $(BENCH_ARGS)
 	$(PY) -m bench.bench_promotion
 
 clean: ## remove the venv and bin/ links (the build cache in ~/.cache stays)

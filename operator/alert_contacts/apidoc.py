@@ -118,14 +118,18 @@ def kind_section(crd: Mapping[str, Any]) -> list[str]:
     if columns:
         lines += [f"### `kubectl get {names['plural']}` columns", "",
                   "| Column | JSONPath | Description |", "| --- | --- | --- |"]
-        lines += [f"| {c['name']} | `{_cell(c['jsonPath'])}` | {_cell(c.get('description', ''))} |"
+        lines += [f"| {c['name']}{' (`-o wide`)' if c.get('priority') else ''} | "
+                  f"`{_cell(c['jsonPath'])}` | {_cell(c.get('description', ''))} |"
                   for c in columns]
         lines.append("")
-    selectable = version.get("selectableFields") or ()
+    selectable = [s["jsonPath"].lstrip(".") for s in version.get("selectableFields") or ()]
     if selectable:
-        paths = ", ".join(f"`{s['jsonPath'].lstrip('.')}`" for s in selectable)
+        paths = ", ".join(f"`{path}`" for path in selectable)
         lines += [f"Field selectors (`kubectl get {names['plural']} --field-selector`): {paths}.",
-                  ""]
+                  "They match whole values exactly (`=`, `==` or `!=`); the normalised ones "
+                  "find an object however its value was written, e.g. "
+                  f"`kubectl get {names['plural']} -A --field-selector {selectable[0]}=...`. "
+                  "For parts of values use `kubectl contacts search`.", ""]
     return lines
 
 

@@ -10,9 +10,9 @@ descriptions below are what ``kubectl explain`` prints.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, StringConstraints, model_validator
 from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
 
@@ -37,6 +37,18 @@ SecretKeyName = Annotated[str, StringConstraints(min_length=1, max_length=253, p
 # CEL rules live next to the models they guard; crdgen copies them into the CRDs.
 CONTACT_NEEDS_MOBILE_OR_EMAIL = "a contact needs spec.mobile, spec.email, or both"
 WEBHOOK_NEEDS_ONE_SOURCE = "spec.webhook needs exactly one of url or secretRef"
+# The API server refuses what domain.validation refuses with more detail (which
+# character, where): controls, invisible formatting (zero-width, bidi overrides)
+# and line/paragraph separators, that would make `kubectl get` lie.
+NO_CONTROL_CHARACTERS: dict[str, JsonValue] = {
+    "x-kubernetes-validations": [
+        {
+            "rule": "!self.matches(r'[\\p{Cc}\\p{Cf}\\p{Zl}\\p{Zp}]')",
+            "message": "must not contain control or invisible formatting characters"
+            " (NUL, newlines, zero-width spaces, bidi overrides)",
+        }
+    ]
+}
 
 
 class _Spec(BaseModel):
@@ -76,9 +88,11 @@ class ContactSpec(_Spec):
         default=None,
         max_length=DISPLAY_NAME_MAX,
         description=(
-            "Human-readable name shown in alert notifications; defaults to metadata.name. "
-            f"At most {DISPLAY_NAME_MAX} characters."
+            "Human-readable name shown in alert notifications; defaults to metadata.name "
+            f"(also when empty). At most {DISPLAY_NAME_MAX} characters, without control or "
+            "invisible formatting characters."
         ),
+        json_schema_extra=NO_CONTROL_CHARACTERS,
     )
     mobile: str | None = Field(
         default=None,
@@ -88,16 +102,22 @@ class ContactSpec(_Spec):
             "('+86 138 0013 8000', '138-0013-8000', '008613800138000'). Numbers without "
             "a +country code are read in the operator's default region (CN unless "
             "configured). Must be a mobile (SMS-capable) number; landlines are refused. "
-            "Unique cluster-wide after normalisation to E.164; see status.normalized.mobile."
+            "Unique cluster-wide after normalisation to E.164; see status.normalized.mobile. "
+            "An empty value next to an email is refused (remove the field instead)."
         ),
+        json_schema_extra=NO_CONTROL_CHARACTERS,
     )
     email: str | None = Field(
         default=None,
         max_length=EMAIL_MAX,
         description=(
-            "Email address that receives alert emails. Compared case-insensitively and "
-            "unique cluster-wide; see status.normalized.email."
+            "Email address that receives alert emails. Compared case-insensitively, after "
+            "folding compatibility forms (NFKC: full-width letters are plain letters), and "
+            "unique cluster-wide; see status.normalized.email. A local part or domain label "
+            "mixing scripts (a Cyrillic letter in a Latin name) is refused as a look-alike. "
+            "An empty value next to a mobile is refused (remove the field instead)."
         ),
+        json_schema_extra=NO_CONTROL_CHARACTERS,
     )
     system_notifications: bool = Field(
         default=False,
@@ -165,9 +185,11 @@ class DingTalkBotSpec(_Spec):
         default=None,
         max_length=DISPLAY_NAME_MAX,
         description=(
-            "Human-readable name of the robot; defaults to metadata.name. "
-            f"At most {DISPLAY_NAME_MAX} characters."
+            "Human-readable name of the robot; defaults to metadata.name (also when empty). "
+            f"At most {DISPLAY_NAME_MAX} characters, without control or invisible formatting "
+            "characters."
         ),
+        json_schema_extra=NO_CONTROL_CHARACTERS,
     )
     webhook: WebhookSource = Field(
         description="The robot's webhook URL: exactly one of url or secretRef."
@@ -192,9 +214,11 @@ class ContactGroupSpec(_Spec):
         default=None,
         max_length=DISPLAY_NAME_MAX,
         description=(
-            "Human-readable name of the group; defaults to metadata.name. "
-            f"At most {DISPLAY_NAME_MAX} characters."
+            "Human-readable name of the group; defaults to metadata.name (also when empty). "
+            f"At most {DISPLAY_NAME_MAX} characters, without control or invisible formatting "
+            "characters."
         ),
+        json_schema_extra=NO_CONTROL_CHARACTERS,
     )
     contacts: list[ContactName] = Field(
         default_factory=list,
@@ -212,6 +236,66 @@ class ContactGroupSpec(_Spec):
         ),
         json_schema_extra={"x-kubernetes-list-type": "set"},
     )
+
+
+# ---------------------------------------------------------------- status (tenure)
+# Written by the operator only; see domain.tenure for how the times are read.
+
+
+class ClaimRecord(BaseModel):
+    """Since when this object has continuously claimed one key."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    key: Literal["mobile", "email", "webhook"] = Field(
+        description="Which key: mobile, email or webhook (the access token of the webhook URL)."
+    )
+    value: str = Field(
+        max_length=EMAIL_MAX,
+        description=(
+            "The claimed value as status.normalized shows it; for a webhook, a keyed digest "
+            "of the access token ('hmac-sha256:' and 16 hex digits), never the token itself."
+        ),
+    )
+    since: str = Field(
+        json_schema_extra={"format": "date-time"},
+        description=(
+            "When this object started claiming the value (created with it, edited to it, or "
+            "became valid with it). Among the objects claiming one value, the earliest owns "
+            "it; a later edit of another object cannot take it away."
+        ),
+    )
+
+
+class ClaimantStatus(BaseModel):
+    """The tenure fields of a Contact's or DingTalkBot's status."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, alias_generator=to_camel)
+
+    claims: list[ClaimRecord] = Field(
+        default_factory=list,
+        max_length=3,
+        description=(
+            "The keys this object claims and since when, recorded by the operator. A value "
+            "that is not listed here (a new spec, a Secret now holding another token) counts "
+            "from the moment the operator first sees it."
+        ),
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["key"]},
+    )
+    eligible_since: str | None = Field(
+        default=None,
+        json_schema_extra={"format": "date-time"},
+        description=(
+            "When this object last became valid and unique (absent while it is not). The "
+            "quota goes to the objects that have been eligible longest, so a later edit of "
+            "another object cannot take this object's slot."
+        ),
+    )
+
+
+def claimant_status_properties() -> dict[str, Any]:
+    """The raw pydantic JSON schema of the tenure status fields (crdgen makes it structural)."""
+    return ClaimantStatus.model_json_schema(by_alias=True, mode="validation")
 
 
 SPEC_MODELS: dict[str, type[_Spec]] = {

@@ -69,7 +69,8 @@ def test_a_secret_backed_bot_follows_its_secret(
     wait_for_condition(cluster, "DingTalkBot", namespace, "oncall-bot", "Ready", "True",
                        reason="Accepted")
     rows = cluster.kubectl("get", "dingtalkbots", "-n", namespace, "--no-headers").stdout
-    assert any(line.split()[:3] == ["oncall-bot", "True", "Accepted"]
+    # NAME, DISPLAY NAME (the name: none is given), URL SECRET, READY, REASON (no signing).
+    assert any(line.split()[:5] == ["oncall-bot", "oncall-bot", "oncall", "True", "Accepted"]
                for line in rows.splitlines())
 
     # The Secret is edited to the elder bot's webhook: the older bot keeps it.

@@ -1,6 +1,7 @@
 """The cluster-wide quota: Contacts and DingTalkBots together, 100 by default,
 refused at admission when visibly full, held QuotaExceeded by the reconciler
-otherwise, and promoted in creation order as soon as room frees up.
+otherwise, and promoted, in the order objects became valid and unique, as soon as
+room frees up. A slot once held is never taken by an edit of another object.
 
 The quota is cluster-wide, so these tests count what else exists (normally
 nothing: every test cleans up) instead of assuming an empty cluster.
@@ -144,8 +145,8 @@ def test_the_quota_is_configurable_and_held_objects_follow_creation_order(
             ("False", "QuotaExceeded")] * 3, outcome
         third = cluster.get("Contact", namespace, outcome[2][0])
         assert (condition(third, "Ready") or {})["message"] == (
-            f"quota of {quota} contacts and DingTalk bots is full ({quota} in use);"
-            f" this object is number {quota + 1} in creation order")
+            f"quota of {quota} contacts and DingTalk bots is full ({quota} in use); this object"
+            " gets the next free slot after those that became valid and unique before it")
 
         # Deleting one within quota promotes exactly the earliest held one.
         cluster.delete("Contact", namespace, outcome[0][0])
@@ -160,3 +161,62 @@ def test_the_quota_is_configurable_and_held_objects_follow_creation_order(
     # Back at the default quota, the held contacts fit.
     for name, _ in outcome[3:]:
         wait_for_condition(cluster, "Contact", namespace, name, "Ready", "True")
+
+
+def test_with_the_quota_full_fixing_an_old_object_evicts_nobody(
+    cluster: Cluster, operator: Operator, namespace: str, tmp_path: Path
+) -> None:
+    sync_point(cluster, namespace)
+    quota = in_quota_elsewhere(cluster, namespace) + 2 + 1  # room for one more
+    limits = {"ALERT_CONTACTS_QUOTA": str(quota)}
+    operator.stop()
+    # Without admission, as when objects predate the webhook or race past it.
+    raw = Operator(cluster, tmp_path / "raw.log", args=["--webhook=none"], env=limits)
+    checked = Operator(cluster, tmp_path / "checked.log", env=limits)
+    try:
+        raw.start()
+        cluster.create("Contact", namespace, "old", {"email": "not-an-email"})
+        cluster.create("Contact", namespace, "old2", {"email": "also-not-an-email"})
+        cluster.create("DingTalkBot", namespace, "old-bot",
+                       {"webhook": {"secretRef": {"name": "late-hook", "key": "url"}}})
+        wait_for_condition(cluster, "Contact", namespace, "old", "Ready", "False",
+                           reason="InvalidSpec")
+        wait_for_condition(cluster, "DingTalkBot", namespace, "old-bot", "Ready", "False",
+                           reason="SecretNotFound")
+        cluster.create("DingTalkBot", namespace, "working",
+                       {"webhook": {"url": DINGTALK_URL + unique_token()}})
+        wait_for_condition(cluster, "DingTalkBot", namespace, "working", "Ready", "True")
+
+        # The old contact is fixed: it is valid and unique, but the slot is taken.
+        cluster.patch_spec("Contact", namespace, "old", {"email": unique_email("fixed")})
+        wait_for_condition(cluster, "Contact", namespace, "old", "Ready", "False",
+                           reason="QuotaExceeded")
+        # The Secret the old bot waited for appears: it queues too.
+        put_secret(cluster, namespace, "late-hook", {"url": DINGTALK_URL + unique_token()})
+        wait_for_condition(cluster, "DingTalkBot", namespace, "old-bot", "Ready", "False",
+                           reason="QuotaExceeded")
+        working = cluster.get("DingTalkBot", namespace, "working")
+        assert ready_reason(working) == ("True", "Accepted"), working
+        assert "eligibleSince" in working["status"]
+        raw.stop()
+
+        # With admission on, the same fix is refused while the quota is full...
+        checked.start()
+        status, message = refusal(lambda: cluster.patch_spec(
+            "Contact", namespace, "old2", {"email": unique_email("fixed2")}))
+        assert status == 403, message
+        assert f"quota of {quota} contacts and DingTalk bots is full" in message
+        # ...while edits that need no new slot pass: the queued contact is renamed.
+        cluster.patch_spec("Contact", namespace, "old", {"displayName": "Old, queued"})
+        wait_for_condition(cluster, "Contact", namespace, "old", "Ready", "False",
+                           reason="QuotaExceeded")
+        assert ready_reason(cluster.get("DingTalkBot", namespace, "working")) == (
+            "True", "Accepted")
+    finally:
+        raw.stop()
+        checked.stop()
+        operator.start()
+
+    # At the default quota there is room for everyone valid.
+    wait_for_condition(cluster, "Contact", namespace, "old", "Ready", "True")
+    wait_for_condition(cluster, "DingTalkBot", namespace, "old-bot", "Ready", "True")

@@ -1,12 +1,14 @@
-"""Races: concurrent claims of one email settle on the earliest claimant, and deleting
-the owner promotes the next one — reconcile is the authority, admission only the
-fast path (two concurrent requests can both pass it).
+"""Races: concurrent claims of one email settle on the earliest claimant, deleting
+the owner promotes the next one, and an edit never takes a key from the object
+holding it — reconcile is the authority, admission only the fast path (two
+concurrent requests can both pass it).
 """
 
 from __future__ import annotations
 
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +22,9 @@ from tests.e2e.harness import (
     create_many,
     order_key,
     ready_reason,
+    refusal,
     unique_email,
+    wait_for_condition,
     wait_until,
 )
 
@@ -82,10 +86,10 @@ def test_concurrent_creates_of_one_email_leave_only_the_earliest_ready(
     print(f"\n{len(created)} of {CLAIMANTS} concurrent creates admitted, {len(refused)} refused")
     assert created, "every create was refused"
     # Admission refuses what the operator has already seen, naming an admitted claimant.
-    for refusal in refused:
-        assert refusal.status == 409, refusal.body
+    for denied in refused:
+        assert denied.status == 409, denied.body
         assert any(f"email {email} is already used by Contact {namespace}/{name}"
-                   in refusal.body for name in created), refusal.body
+                   in denied.body for name in created), denied.body
 
     owner = wait_until(
         f"exactly the earliest of {sorted(created)} to be Ready, the others DuplicateEmail",
@@ -132,3 +136,44 @@ def test_deleting_the_owner_promotes_exactly_the_next_claimant(
             lambda: settled_on_earliest(cluster, namespace, names, email), timeout=60,
         )
     assert len(names) == 1
+
+
+def test_an_old_contact_edited_onto_a_younger_ones_email_never_takes_it(
+    cluster: Cluster, operator: Operator, namespace: str, tmp_path: Path
+) -> None:
+    email = unique_email("held")
+    cluster.create("Contact", namespace, "old", {"email": unique_email("old")})
+    wait_for_condition(cluster, "Contact", namespace, "old", "Ready", "True")
+    cluster.create("Contact", namespace, "young", {"email": email})
+    wait_for_condition(cluster, "Contact", namespace, "young", "Ready", "True")
+
+    # Admission refuses the edit, naming the holder.
+    status, message = refusal(
+        lambda: cluster.patch_spec("Contact", namespace, "old", {"email": email.upper()}))
+    assert status == 409, message
+    assert f"email {email} is already used by Contact {namespace}/young" in message
+
+    # Past admission (a race, or no webhook), the reconciler keeps the email with
+    # its holder: the edited contact is the duplicate.
+    operator.stop()
+    reconciler_only = Operator(cluster, tmp_path / "operator.log", args=["--webhook=none"])
+    try:
+        reconciler_only.start()
+        cluster.patch_spec("Contact", namespace, "old", {"email": email})
+        old = wait_for_condition(cluster, "Contact", namespace, "old", "Ready", "False",
+                                 reason="DuplicateEmail")
+        assert (condition(old, "Ready") or {})["message"] == (
+            f"email {email} is already used by Contact {namespace}/young")
+        young = cluster.get("Contact", namespace, "young")
+        assert ready_reason(young) == ("True", "Accepted"), young
+        claims = {c["key"]: c for c in young["status"]["claims"]}
+        assert claims["email"]["value"] == email
+        since = [datetime.fromisoformat(c["since"])
+                 for c in (claims["email"], old["status"]["claims"][0])]
+        assert since[0] < since[1]  # the edit's claim counts from the edit
+        # The holder deleted, the edited contact is next in line and takes the email.
+        cluster.delete("Contact", namespace, "young")
+        wait_for_condition(cluster, "Contact", namespace, "old", "Ready", "True")
+    finally:
+        reconciler_only.stop()
+        operator.start()

@@ -9,6 +9,7 @@ made a full pass, and no Event may be posted.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 from tests.e2e.harness import (
@@ -23,6 +24,7 @@ from tests.e2e.harness import (
     unique_token,
     wait_for_condition,
     wait_until,
+    without_admission,
 )
 
 KINDS = ("Contact", "DingTalkBot", "ContactGroup")
@@ -47,15 +49,16 @@ def full_pass(cluster: Cluster, namespace: str, tag: str) -> None:
 
 
 def test_a_restart_over_unchanged_objects_writes_nothing(
-    cluster: Cluster, operator: Operator, namespace: str
+    cluster: Cluster, operator: Operator, namespace: str, tmp_path: Path
 ) -> None:
-    # A duplicate: an older contact takes a younger one's email over.
+    # A duplicate, created past admission (admission refuses every way to make one).
     taken = unique_email("taken")
-    cluster.create("Contact", namespace, "a-elder", {"email": unique_email("elder")})
+    cluster.create("Contact", namespace, "a-elder", {"email": taken})
     wait_for_condition(cluster, "Contact", namespace, "a-elder", "Ready", "True")
-    cluster.create("Contact", namespace, "young", {"email": taken})
-    wait_for_condition(cluster, "Contact", namespace, "young", "Ready", "True")
-    cluster.patch_spec("Contact", namespace, "a-elder", {"email": taken})
+    with without_admission(operator, tmp_path / "bare.log"):
+        cluster.create("Contact", namespace, "young", {"email": taken})
+        wait_for_condition(cluster, "Contact", namespace, "young", "Ready", "False",
+                           reason="DuplicateEmail")
 
     put_secret(cluster, namespace, "hook", {"url": DINGTALK_URL + unique_token()})
     objects: list[tuple[str, str, str, dict[str, Any], dict[str, str]]] = [

@@ -160,6 +160,15 @@ def test_contact_status_shapes() -> None:
     assert "normalized" not in bot_status(READY, 4)
 
 
+def test_duplicate_of_names_the_owner_and_goes_away_when_unique() -> None:
+    # The `Duplicate Of` column of `kubectl get -o wide`.
+    assert contact_status(DUPLICATE, 2)["duplicateOf"] == "Contact team-b/alice2"
+    assert bot_status(DUPLICATE, 2)["duplicateOf"] == "Contact team-b/alice2"
+    stored = _written(contact_status(DUPLICATE, 2), None, T0)
+    patch = status_patch(stored, contact_status(READY, 3), now=T1)
+    assert patch is not None and patch["status"]["duplicateOf"] is None  # removed
+
+
 def test_now_is_rfc3339_seconds_utc() -> None:
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", now_rfc3339())
 

@@ -244,22 +244,28 @@ REASON = '.status.conditions[?(@.type=="Ready")].reason'
         (
             "contacts.yaml",
             [
-                ("Display Name", ".spec.displayName"),
-                ("Mobile", ".spec.mobile"),
-                ("Email", ".spec.email"),
+                ("Display Name", ".status.displayName"),
+                ("Mobile", ".status.normalized.mobile"),
+                ("Email", ".status.normalized.email"),
                 ("System Notices", ".spec.systemNotifications"),
                 ("Ready", READY),
                 ("Reason", REASON),
                 ("Age", ".metadata.creationTimestamp"),
+                ("Mobile As Written", ".spec.mobile"),
+                ("Email As Written", ".spec.email"),
+                ("Duplicate Of", ".status.duplicateOf"),
             ],
         ),
         (
             "dingtalkbots.yaml",
             [
-                ("Display Name", ".spec.displayName"),
+                ("Display Name", ".status.displayName"),
+                ("URL Secret", ".spec.webhook.secretRef.name"),
+                ("Signing Secret", ".spec.signingSecretRef.name"),
                 ("Ready", READY),
                 ("Reason", REASON),
                 ("Age", ".metadata.creationTimestamp"),
+                ("Duplicate Of", ".status.duplicateOf"),
             ],
         ),
         (
@@ -267,6 +273,7 @@ REASON = '.status.conditions[?(@.type=="Ready")].reason'
             [
                 ("Members", ".status.members.summary"),
                 ("Ready", READY),
+                ("Reason", REASON),
                 ("Age", ".metadata.creationTimestamp"),
             ],
         ),
@@ -276,12 +283,48 @@ def test_printer_columns(name: str, columns: list[tuple[str, str]]) -> None:
     got = version_of(name)["additionalPrinterColumns"]
     assert [(c["name"], c["jsonPath"]) for c in got] == columns
     assert all(c["type"] and c["description"] for c in got)
-    assert got[-1]["type"] == "date"
+    # The default columns end with Age; -o wide adds the rest (priority 1).
+    default = [c for c in got if not c.get("priority")]
+    assert default[-1]["type"] == "date"
+    assert all(c.get("priority") == 1 for c in got[len(default):])
+
+
+def test_contact_columns_show_normalised_keys() -> None:
+    # Two spellings of one number look alike in `kubectl get`, so the collision is visible.
+    columns = {c["name"]: c for c in version_of("contacts.yaml")["additionalPrinterColumns"]}
+    assert columns["Mobile"]["jsonPath"] == ".status.normalized.mobile"
+    assert columns["Email"]["jsonPath"] == ".status.normalized.email"
+    assert "priority" not in columns["Mobile"] and "priority" not in columns["Email"]
+    assert columns["Duplicate Of"]["priority"] == 1
+
+
+@pytest.mark.parametrize("name", ["contacts.yaml", "dingtalkbots.yaml"])
+def test_duplicate_of_is_in_the_status_schema(name: str) -> None:
+    status = version_of(name)["schema"]["openAPIV3Schema"]["properties"]["status"]
+    assert status["properties"]["duplicateOf"]["type"] == "string"
+
+
+@pytest.mark.parametrize(
+    ("name", "fields"),
+    [
+        ("contacts.yaml", ["displayName", "mobile", "email"]),
+        ("dingtalkbots.yaml", ["displayName"]),
+        ("contactgroups.yaml", ["displayName"]),
+    ],
+)
+def test_text_fields_refuse_control_characters_in_the_schema(name: str, fields: list[str]) -> None:
+    spec = version_of(name)["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]
+    for field in fields:
+        (rule,) = spec[field]["x-kubernetes-validations"]
+        assert rule["rule"] == r"!self.matches(r'[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]')"
+        assert "control or invisible formatting characters" in rule["message"]
 
 
 def test_contact_selectable_fields() -> None:
     assert version_of("contacts.yaml")["selectableFields"] == [
-        {"jsonPath": ".spec.email"},
+        {"jsonPath": ".status.normalized.mobile"},
+        {"jsonPath": ".status.normalized.email"},
         {"jsonPath": ".spec.mobile"},
+        {"jsonPath": ".spec.email"},
     ]
     assert "selectableFields" not in version_of("dingtalkbots.yaml")

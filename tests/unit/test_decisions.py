@@ -5,16 +5,13 @@ from __future__ import annotations
 import random
 
 import pytest
-from hypothesis import assume, given, settings
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from alert_contacts.domain.decisions import (
     Decision,
-    admission_conflict,
-    admission_quota_full,
     claim_owners,
     decide,
-    describe_claim,
     owner_of,
     sort_key,
 )
@@ -122,9 +119,11 @@ def test_quota_counts_contacts_and_bots_together_in_creation_order() -> None:
     last = decisions[objs[3].ref]
     assert last.reason is Reason.QUOTA_EXCEEDED
     assert last.message == (
-        "quota of 2 contacts and DingTalk bots is full (2 in use); "
-        "this object is number 4 in creation order"
+        "quota of 2 contacts and DingTalk bots is full (2 in use); this object gets the next "
+        "free slot after those that became valid and unique before it"
     )
+    # The same text for every waiting object: a slot freeing up rewrites one object only.
+    assert decisions[objs[2].ref].message == last.message
 
 
 def test_duplicates_and_invalid_objects_do_not_use_quota() -> None:
@@ -198,86 +197,55 @@ def test_duplicate_messages(claim: Claim, owner: ObjectRef, reason: Reason, mess
 
     decision = decide([first, late], quota=10)[late.ref]
     assert (decision.reason, decision.message) == (reason, message)
-    assert admission_conflict(late.verdict, late.ref, None, [first]) == (reason, message)
 
 
 def test_webhook_token_never_appears_in_messages() -> None:
-    first = contact("a", ts(1), WEBHOOK)
-    late = contact("b", ts(2), WEBHOOK)
-    decision = decide([first, late], 10)[late.ref]
-    conflict = admission_conflict(late.verdict, late.ref, None, [first])
-    assert conflict is not None
-    for text in (decision.message, conflict[1], describe_claim(WEBHOOK)):
-        assert TOKEN not in text
-        assert TOKEN[:-4] not in text
-        assert TOKEN[-8:] not in text
+    first = contact("first", ts(1), WEBHOOK)
+    late = contact("late", ts(2), WEBHOOK)
+    decision = decide([first, late], quota=10)[late.ref]
+    assert TOKEN not in decision.message and "…abcd" in decision.message
 
 
-# --- admission --------------------------------------------------------------
+# --- tenure: the longest continuous holder wins, not the oldest object -----------
 
 
-def test_admission_create_loses_to_any_existing_claimant_even_a_later_one() -> None:
-    existing = contact("old", ts(50), EMAIL)
-    new = contact("new", ts(0), EMAIL)  # its own timestamp is ignored on CREATE
-    result = admission_conflict(new.verdict, new.ref, None, [existing])
-    assert result == (
-        Reason.DUPLICATE_EMAIL,
-        "email alice@example.com is already used by Contact team-a/old",
-    )
+def test_a_younger_claimant_holding_a_key_keeps_it_against_an_older_object_edited_onto_it() -> None:
+    holder = contact("young", ts(50), EMAIL)
+    # The old object started claiming the email only now (pending: after everyone).
+    edited = Candidate(ObjectRef("Contact", "team-a", "old"), ts(1), Verdict(claims=(EMAIL,)),
+                       claimed_since={EMAIL: "~"})
+    decisions = decide([edited, holder], quota=10)
+    assert decisions[holder.ref].ready
+    assert decisions[edited.ref].message == (
+        "email alice@example.com is already used by Contact team-a/young")
 
 
-def test_admission_create_names_the_owner_not_another_claimant() -> None:
-    owner = contact("owner", ts(1), EMAIL)
-    loser = contact("loser", ts(2), EMAIL)
-    new = contact("new", ts(3), EMAIL)
-    result = admission_conflict(new.verdict, new.ref, None, [loser, owner])
-    assert result is not None
-    assert result[1].endswith("Contact team-a/owner")
+def test_recorded_claim_times_order_claimants_before_creation_time() -> None:
+    a = Candidate(ObjectRef("Contact", "t", "a"), ts(1), Verdict(claims=(EMAIL,)),
+                  claimed_since={EMAIL: "2024-01-01T00:09:00.000000Z"})
+    b = Candidate(ObjectRef("Contact", "t", "b"), ts(5), Verdict(claims=(EMAIL,)),
+                  claimed_since={EMAIL: "2024-01-01T00:08:59.500000Z"})
+    assert owner_of(EMAIL, [a, b]) == b
 
 
-def test_admission_update_only_loses_to_an_earlier_claimant() -> None:
-    earlier = contact("earlier", ts(1), EMAIL)
-    me = contact("me", ts(2), EMAIL, MOBILE)
-    later = contact("later", ts(3), MOBILE)
-    assert admission_conflict(me.verdict, me.ref, me.created, [later]) is None
-    result = admission_conflict(me.verdict, me.ref, me.created, [later, earlier])
-    assert result == (
-        Reason.DUPLICATE_EMAIL,
-        "email alice@example.com is already used by Contact team-a/earlier",
-    )
+def test_quota_follows_the_time_objects_became_eligible() -> None:
+    # The bot is younger but eligible since long ago; the old contact just got fixed.
+    bot = Candidate(ObjectRef("DingTalkBot", "t", "bot"), ts(30), Verdict(claims=(WEBHOOK,)),
+                    eligible_since=ts(31))
+    fixed = Candidate(ObjectRef("Contact", "t", "old"), ts(1), Verdict(claims=(EMAIL,)),
+                      eligible_since="~")
+    decisions = decide([fixed, bot], quota=1)
+    assert decisions[bot.ref].within_quota is True
+    assert decisions[fixed.ref].reason is Reason.QUOTA_EXCEEDED
+    assert (decisions[bot.ref].position, decisions[fixed.ref].position) == (1, 2)
 
 
-def test_admission_ignores_own_ref_and_invalid_claimants() -> None:
-    me = contact("me", ts(5), EMAIL)
-    my_old_self = contact("me", ts(5), EMAIL)
-    bad = contact("bad", ts(1), problems=BAD_EMAIL)
-    bad_with_claims = Candidate(
-        ObjectRef("Contact", "team-a", "bad2"), ts(1), Verdict(problems=BAD_EMAIL, claims=(EMAIL,))
-    )
-    others = [my_old_self, bad, bad_with_claims]
-    assert admission_conflict(me.verdict, me.ref, None, others) is None
-    assert admission_conflict(me.verdict, me.ref, me.created, others) is None
-
-
-def test_admission_of_invalid_verdict_reports_no_conflict() -> None:
-    existing = contact("old", ts(1), EMAIL)
-    invalid = Verdict(problems=BAD_EMAIL, claims=(EMAIL,))
-    ref = ObjectRef("Contact", "team-a", "new")
-    assert admission_conflict(invalid, ref, None, [existing]) is None
-
-
-def test_admission_quota_full() -> None:
-    existing = [contact(f"c{i}", ts(i), Claim("email", f"{i}@x.io")) for i in range(3)]
-    dup = contact("dup", ts(9), Claim("email", "0@x.io"))
-    bad = contact("bad", ts(9), problems=BAD_EMAIL)
-    assert admission_quota_full([*existing[:2], dup, bad], quota=3) is None
-    assert admission_quota_full(existing, quota=3) == (
-        "quota of 3 contacts and DingTalk bots is full (3 in use)"
-    )
-    assert admission_quota_full(existing, quota=2) == (
-        "quota of 2 contacts and DingTalk bots is full (2 in use)"
-    )
-    assert admission_quota_full([], quota=0) is not None
+def test_pending_claims_order_among_themselves_by_creation_then_name() -> None:
+    late = Candidate(ObjectRef("Contact", "t", "a"), ts(9), Verdict(claims=(EMAIL,)),
+                     claimed_since={EMAIL: "~"})
+    early = Candidate(ObjectRef("Contact", "t", "z"), ts(2), Verdict(claims=(EMAIL,)),
+                      claimed_since={EMAIL: "~"})
+    assert owner_of(EMAIL, [late, early]) == early
 
 
 def test_decide_scales_to_many_objects() -> None:
@@ -314,7 +282,10 @@ def _candidate(draw: st.DrawFn) -> Candidate:
     ref = ObjectRef(kind, draw(st.sampled_from(["a", "b"])), draw(st.sampled_from("pqrstu")))
     created = ts(draw(st.integers(0, 4)))
     problems = () if valid else BAD_EMAIL
-    return Candidate(ref, created, Verdict(problems=problems, claims=claims))
+    times = st.sampled_from([ts(0), ts(2), ts(4), "~"])
+    since = {c: draw(times) for c in claims if draw(st.booleans())}
+    eligible = draw(st.one_of(st.none(), times))
+    return Candidate(ref, created, Verdict(problems=problems, claims=claims), since, eligible)
 
 
 _candidates = st.lists(_candidate(), max_size=14, unique_by=lambda c: c.ref)
@@ -323,7 +294,8 @@ _quota = st.integers(0, 6)
 
 def _claimants(claim: Claim, candidates: list[Candidate]) -> list[Candidate]:
     return sorted(
-        (c for c in candidates if c.verdict.valid and claim in c.verdict.claims), key=sort_key
+        (c for c in candidates if c.verdict.valid and claim in c.verdict.claims),
+        key=lambda c: c.claim_key(claim),
     )
 
 
@@ -407,20 +379,3 @@ def test_invalid_candidate_never_owns_nor_counts_for_quota(
     valid_only = [c for c in candidates if c.verdict.valid]
     without_invalid = decide(valid_only, quota)
     assert without_invalid == {r: d for r, d in decisions.items() if d.valid}
-
-
-@settings(max_examples=200)
-@given(_candidates, st.data())
-def test_admission_agrees_with_decide(candidates: list[Candidate], data: st.DataObject) -> None:
-    """A valid object admitted (UPDATE) with no conflict is unique once decided, and
-    one refused is not: admission is the fast path of the same rule."""
-    valid = [c for c in candidates if c.verdict.valid]
-    assume(valid)  # every example checks an admission
-    me = data.draw(st.sampled_from(valid))
-    decision = decide(candidates, quota=100)[me.ref]
-    refusal = admission_conflict(me.verdict, me.ref, me.created, candidates)
-    if refusal is None:
-        assert decision.unique is True
-    else:
-        assert decision.unique is False
-        assert refusal == (decision.reason, decision.message)

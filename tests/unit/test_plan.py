@@ -186,3 +186,29 @@ def test_a_secret_url_is_judged_like_an_inline_one_whatever_the_scheme_case() ->
     records = [_record("DingTalkBot", "bot", spec, "2026-01-01T00:00:01Z")]
     after, _ = _apply(records, {("team-a", "bot"): data})
     assert _ready(after, "bot") == ("True", "Accepted")
+
+
+def test_status_display_name_falls_back_to_the_object_name() -> None:
+    records = [
+        _record("Contact", "alice", {"email": "alice@example.com", "displayName": "Alice"},
+                "2026-01-01T00:00:01Z"),
+        _record("Contact", "bob", {"email": "bob@example.com", "displayName": " "},
+                "2026-01-01T00:00:02Z"),
+        _record("ContactGroup", "sre", {"contacts": ["alice"]}, "2026-01-01T00:00:03Z"),
+        _record("DingTalkBot", "robot", {"displayName": "",
+                                         "webhook": {"secretRef": {"name": "s", "key": "url"}}},
+                "2026-01-01T00:00:04Z"),
+    ]
+    updated, _ = _apply(records)
+    shown = {r.ref.name: r.status["displayName"] for r in updated}
+    assert shown == {"alice": "Alice", "bob": "bob", "sre": "sre", "robot": "robot"}
+
+
+def test_a_non_opaque_secret_is_named_by_its_type_in_status() -> None:
+    bot = _record("DingTalkBot", "robot", {"webhook": {"secretRef": {"name": "s", "key": "url"}}},
+                  "2026-01-01T00:00:01Z")
+    secrets = {("team-a", "s"): secret_data({"type": "kubernetes.io/tls", "data": {}})}
+    (updated,), _ = _apply([bot], secrets)
+    ready = next(c for c in updated.status["conditions"] if c["type"] == "Ready")
+    assert ready["reason"] == "SecretNotFound"
+    assert "has type 'kubernetes.io/tls'" in ready["message"]

@@ -134,12 +134,19 @@ def test_table_has_ready_and_reason_columns_and_dashes_for_nothing() -> None:
     assert lines[0].split() == ["KIND", "NAME", "DISPLAY", "NAME", "MOBILE", "EMAIL", "READY",
                                 "REASON", "AGE"]
     assert lines[1].split()[:2] == ["Contact", "alice"]  # sorted by name
-    assert "+86 138 0013 8000" in lines[1] and lines[1].split()[-3:] == ["True", "Accepted", "10m"]
+    assert lines[1].split()[-5:] == [
+        "+8613800138000", "alice@example.com", "True", "Accepted", "10m"]  # normalised keys
     assert lines[2].split()[:2] == ["DingTalkBot", "oncall-robot"]
     assert lines[2].split()[-5:] == ["-", "-", "-", "-", "-"]
     # columns line up: every row's READY starts where the header's does
     column = lines[0].index("READY")
     assert lines[1][column:].startswith("True") and lines[2][column:].startswith("-")
+
+
+def test_table_shows_keys_as_written_until_normalised_and_names_for_blank_display_names() -> None:
+    fresh = contact("carol", displayName=" ", mobile="139 0013 9001", email="Carol@Example.com")
+    cells = render.row(fresh, NOW)
+    assert cells[1:5] == ("carol", "carol", "139 0013 9001", "Carol@Example.com")
 
 
 def test_all_namespaces_adds_the_namespace_column() -> None:
@@ -585,9 +592,9 @@ def test_secrets_are_read_as_the_operator_reads_them(tmp_path: Path) -> None:
     assert lines[0] == (f"{path}:16: error: DingTalkBot team-a/b: spec.webhook.secretRef: the "
                         f"webhook URL in Secret 's' key 'password': {unusable} [InvalidSpec]")
     assert lines[1] == (f"{path}:22: error: DingTalkBot team-a/c: spec.webhook.secretRef: Secret "
-                        "'tls' key 'url' not found in this namespace (create the Secret or add "
-                        "the key); Secret 'tls' in the files has type 'kubernetes.io/tls', and "
-                        "the operator reads only Opaque Secrets [SecretNotFound]")
+                        "'tls' in this namespace has type 'kubernetes.io/tls'; the operator "
+                        "reads webhook URLs and signing secrets only from Secrets of type "
+                        "'Opaque' (create an Opaque Secret of that name instead) [SecretNotFound]")
     assert len(lines) == 2
 
 
@@ -717,10 +724,120 @@ def test_gitops_snippets_are_valid_and_cover_every_kind() -> None:
     text = (REPO / "docs/gitops.md").read_text(encoding="utf-8")
     blocks = [yaml.safe_load(b) for b in re.findall(r"```yaml\n(.*?)```", text, re.S)]
     kinds = {crd["spec"]["names"]["kind"] for crd in apidoc.load_crds(REPO / "crds")}
-    argocd = next(b for b in blocks if b.get("kind") == "ConfigMap")
+    # The Argo CD patch is shipped as a file (docs/gitops.md shows its script).
+    argocd = yaml.safe_load((REPO / "deploy/gitops/argocd-cm.yaml").read_text(encoding="utf-8"))
     scripts = {key.rpartition("_")[2]: script for key, script in argocd["data"].items()
                if key.startswith("resource.customizations.health.alerting.contacts.dev_")}
     assert set(scripts) == kinds and len(set(scripts.values())) == 1
     flux = next(b for b in blocks if b.get("kind") == "Kustomization")
     assert flux["spec"]["wait"] is True
     assert {e["kind"] for e in flux["spec"]["healthCheckExprs"]} == kinds
+
+
+# ---------------------------------------------------------------- YAML and metadata, as kubectl
+
+# What `kubectl create --dry-run=client -o json` (kubectl v1.35.4, sigs.k8s.io/yaml) made of
+# each plain scalar; tests/e2e/test_kubectl_parity.py checks the same table against kubectl.
+KUBECTL_SCALARS: list[tuple[str, object]] = [
+    ("12:30:00", "12:30:00"),  # PyYAML (YAML 1.1): sexagesimal 45000
+    ("2024-01-01", "2024-01-01"),  # PyYAML: a date
+    ("2024-01-01T10:00:00Z", "2024-01-01T10:00:00Z"),
+    ("1e3", 1000),  # PyYAML: the string '1e3'
+    ("0o17", 15),  # PyYAML: the string '0o17'
+    ("0x1F", 31), ("0755", 493), ("1_000", 1000), ("+12", 12), ("-0o17", -15), ("0b101", 5),
+    ("08", 8), ("012.5", 12.5), (".5e3", 500), ("1.", 1), ("-.5", -0.5),
+    ("0o19", "0o19"), ("1e400", "1e400"), ("1.2.3", "1.2.3"),
+    ("yes", True), ("y", True), ("on", True), ("Off", False), ("NO", False), ("n", False),
+    ("~", None), ("Null", None), ("abc", "abc"),
+]
+
+
+@pytest.mark.parametrize(("plain", "value"), KUBECTL_SCALARS)
+def test_plain_scalars_are_typed_as_kubectl_types_them(plain: str, value: object) -> None:
+    from alert_contacts.plugin.validate import go_scalar
+
+    assert go_scalar(plain) == value and type(go_scalar(plain)) is type(value)
+    (doc,), findings = parse("x.yaml", f"kind: Contact\nspec: {{displayName: {plain}}}\n")
+    assert findings == [] and doc.body["spec"]["displayName"] == value
+    # Quoted, every one of them is a string.
+    (doc,), _ = parse("x.yaml", f"kind: Contact\nspec: {{displayName: '{plain}'}}\n")
+    assert doc.body["spec"]["displayName"] == plain
+
+
+def test_merge_keys_and_anchors_still_work() -> None:
+    (doc,), findings = parse("x.yaml", "base: &b {a: 1}\nkind: Contact\nspec: {<<: *b, c: y}\n")
+    assert findings == [] and doc.body["spec"] == {"a": 1, "c": True}
+
+
+@pytest.mark.parametrize(("value", "verdict"), [
+    ("12:30:00", None),  # a string for kubectl: a fine display name
+    ("2024-01-01", None),
+    ("1e3", "spec.displayName '1000': must be a string (quote it in YAML)"),
+    ("0o17", "spec.displayName '15': must be a string (quote it in YAML)"),
+    ("on", "spec.displayName 'true': must be a string"),
+])
+def test_validate_gives_kubectls_verdict_on_unquoted_values(
+    tmp_path: Path, value: str, verdict: str | None
+) -> None:
+    path = write(tmp_path, "c.yaml", f"""
+        apiVersion: {API_VERSION}
+        kind: Contact
+        metadata: {{name: alice, namespace: team-a}}
+        spec: {{displayName: {value}, email: alice@example.com}}
+        """)
+    result = validate(tmp_path, "-f", str(path))
+    if verdict is None:
+        assert result.code == 0, result.out
+    else:
+        assert result.code == 1
+        assert f"{path}:4: error: Contact team-a/alice: {verdict}" in result.out
+
+
+@pytest.mark.parametrize(("metadata", "line"), [
+    ("{namespace: team-a}", "metadata.name: is required (kubectl apply needs a name)"),
+    ("{name: '', namespace: team-a}", "metadata.name: is required"),
+    ("{name: Alice, namespace: team-a}", "metadata.name 'Alice': must be a lowercase RFC 1123 "
+     "subdomain"),
+    ("{name: alice_1, namespace: team-a}", "metadata.name 'alice_1': must be a lowercase"),
+    (f"{{name: {'a' * 254}, namespace: team-a}}", "must be a lowercase RFC 1123 subdomain"),
+    ("{name: 123, namespace: team-a}", "metadata.name '123': must be a string"),
+    ("{name: alice, namespace: team.a}", "metadata.namespace 'team.a': must be a lowercase "
+     "RFC 1123 label"),
+    ("{name: alice, namespace: team-a, labels: {team: 1}}",
+     "metadata.labels.team '1': must be a string (quote it in YAML)"),
+    ("{name: alice, namespace: team-a, labels: {team: yes}}",
+     "metadata.labels.team 'true': must be a string"),
+    ("{name: alice, namespace: team-a, labels: {team: 'a b'}}",
+     "metadata.labels.team 'a b': must be empty or at most 63 letters"),
+    ("{name: alice, namespace: team-a, labels: {'-team': a}}",
+     "metadata.labels.-team: the key must be a qualified name"),
+    ("{name: alice, namespace: team-a, annotations: {note: 12}}",
+     "metadata.annotations.note '12': must be a string"),
+])
+def test_metadata_is_checked_as_the_api_server_does(
+    tmp_path: Path, metadata: str, line: str
+) -> None:
+    path = write(tmp_path, "c.yaml", f"""
+        apiVersion: {API_VERSION}
+        kind: Contact
+        metadata: {metadata}
+        spec: {{email: alice@example.com}}
+        """)
+    result = validate(tmp_path, "-f", str(path))
+    assert result.code == 1
+    assert line in result.out, result.out
+
+
+def test_good_metadata_passes(tmp_path: Path) -> None:
+    path = write(tmp_path, "c.yaml", f"""
+        apiVersion: {API_VERSION}
+        kind: Contact
+        metadata:
+          name: alice.wang-2
+          namespace: team-a
+          labels: {{app.kubernetes.io/part-of: alerting, empty: ""}}
+          annotations: {{example.com/note: "any text: at all"}}
+        spec: {{email: alice@example.com}}
+        """)
+    result = validate(tmp_path, "-f", str(path))
+    assert result.code == 0, result.out

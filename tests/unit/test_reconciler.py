@@ -1,14 +1,13 @@
-"""The reconcile loop's bookkeeping, with the API calls replaced by a recorder."""
+"""The reconcile loop's bookkeeping on the store, with the API calls replaced by a recorder."""
 
 from __future__ import annotations
 
 import asyncio
 from typing import Any
 
-from alert_contacts.domain.records import ObjectRecord, record_of
 from alert_contacts.domain.types import ObjectRef
-from alert_contacts.domain.validation import validate_contact
-from alert_contacts.runtime.reconciler import Indices, Reconciler
+from alert_contacts.runtime.reconciler import Reconciler
+from alert_contacts.runtime.store import KINDS, Store
 from alert_contacts.settings import Settings
 
 SETTINGS = Settings()
@@ -28,36 +27,95 @@ class RecordingKube:
         self.events.append((ref, reason))
 
 
-def contact(status: dict[str, Any] | None = None) -> ObjectRecord:
-    spec = {"email": "alice@example.com"}
-    return record_of("Contact", {
-        "metadata": {"name": "alice", "namespace": "a", "uid": "u1", "generation": 1,
-                     "creationTimestamp": "2026-01-01T00:00:00Z"},
-        "spec": spec, "status": status or {},
-    }, validate_contact(spec, SETTINGS))
+def body(name: str, email: str, status: dict[str, Any] | None = None,
+         created: str = "2026-01-01T00:00:00Z", generation: int = 1) -> dict[str, Any]:
+    return {
+        "metadata": {"name": name, "namespace": "a", "uid": f"u-{name}", "generation": generation,
+                     "creationTimestamp": created},
+        "spec": {"email": email}, "status": status or {},
+    }
+
+
+def listening() -> tuple[Store, Reconciler, RecordingKube]:
+    kube, store = RecordingKube(), Store(SETTINGS)
+    reconciler = Reconciler(store, SETTINGS, kube)  # type: ignore[arg-type]
+    store.listen(reconciler.on_change)
+    for kind in KINDS:
+        store.mark_listed(kind)
+    return store, reconciler, kube
 
 
 def test_a_write_is_not_repeated_until_the_watch_shows_something_else() -> None:
-    kube = RecordingKube()
-    contacts: dict[Any, list[ObjectRecord]] = {"alice": [contact()]}
-    reconciler = Reconciler(Indices(contacts, {}, {}, {}), SETTINGS, kube)  # type: ignore[arg-type]
+    store, reconciler, kube = listening()
+    ref = ObjectRef("Contact", "a", "alice")
 
     async def passes() -> None:
+        store.put("Contact", body("alice", "alice@example.com"))
         await reconciler.reconcile_once()
         assert len(kube.patches) == 1 and len(kube.events) == 1
         written = kube.patches[0][1]["status"]
+        assert [c["key"] for c in written["claims"]] == ["email"]
+        assert written["eligibleSince"] == written["claims"][0]["since"]
 
-        await reconciler.reconcile_once()  # the watch has not echoed the write yet
+        reconciler.mark({ref})  # re-planned before the watch echoed the write
+        await reconciler.reconcile_once()
         assert len(kube.patches) == 1 and len(kube.events) == 1
 
-        contacts["alice"] = [contact({"conditions": [{"type": "Ready", "status": "False",
-                                                      "reason": "Tampered"}]})]
+        store.put("Contact", body("alice", "alice@example.com", {
+            "conditions": [{"type": "Ready", "status": "False", "reason": "Tampered"}]}))
         await reconciler.reconcile_once()  # someone else wrote status: put it right
         assert len(kube.patches) == 2
+        assert kube.patches[1][1]["status"]["claims"] == written["claims"]
 
-        contacts["alice"] = [contact(written)]
+        store.put("Contact", body("alice", "alice@example.com", written))
         await reconciler.reconcile_once()  # the echo of our write: nothing to do
         assert len(kube.patches) == 2
         assert reconciler._in_flight == {}
 
     asyncio.run(passes())
+
+
+def test_a_pass_writes_only_what_a_change_touched() -> None:
+    store, reconciler, kube = listening()
+
+    async def passes() -> None:
+        for i in range(50):
+            store.put("Contact", body(f"c{i}", f"c{i}@example.com"))
+        await reconciler.reconcile_once()
+        assert len(kube.patches) == 50
+        for ref, patch in list(kube.patches):  # the watch echoes every write
+            store.put("Contact", body(ref.name, f"{ref.name}@example.com", patch["status"]))
+        await reconciler.reconcile_once()
+        assert len(kube.patches) == 50  # zero writes over unchanged objects
+
+        # A new object taking c7's email: only it is written (c7 keeps the email).
+        store.put("Contact", body("late", "c7@example.com", created="2026-02-01T00:00:00Z"))
+        await reconciler.reconcile_once()
+        assert [ref.name for ref, _ in kube.patches[50:]] == ["late"]
+        assert kube.patches[50][1]["status"]["conditions"][0]["reason"] == "DuplicateEmail"
+
+        # c7 deleted: its claimant "late" is promoted; nobody else is written.
+        store.delete("Contact", body("c7", "c7@example.com"))
+        await reconciler.reconcile_once()
+        assert [ref.name for ref, _ in kube.patches[51:]] == ["late"]
+        assert kube.patches[51][1]["status"]["conditions"][0]["reason"] == "Accepted"
+
+    asyncio.run(passes())
+
+
+def test_a_secret_wakes_only_the_bots_that_read_it() -> None:
+    store, reconciler, _ = listening()
+    secret = {"metadata": {"name": "hook", "namespace": "b"}, "type": "Opaque",
+              "data": {"url": "aHR0cHM6Ly94"}}
+
+    store.put("Secret", secret)  # nobody reads it: nothing to recompute
+    assert not reconciler._dirty.is_set()
+    store.put("DingTalkBot", {"metadata": {"name": "bot", "namespace": "b", "uid": "u2"},
+                              "spec": {"webhook": {"secretRef": {"name": "hook", "key": "url"}}}})
+    assert reconciler._dirty_refs == {ObjectRef("DingTalkBot", "b", "bot")}
+    reconciler._dirty_refs.clear()
+    reconciler._dirty.clear()
+    store.put("Secret", {**secret, "metadata": {"name": "other", "namespace": "b"}})
+    assert not reconciler._dirty.is_set()  # same namespace, not read by the bot
+    store.delete("Secret", secret)  # the bot reads this one
+    assert reconciler._dirty_refs == {ObjectRef("DingTalkBot", "b", "bot")}

@@ -13,11 +13,12 @@ import pytest
 from alert_contacts.handlers.startup import STALL_LIMIT_SECONDS, synced_probe
 from alert_contacts.runtime import logs, reconciler
 from alert_contacts.runtime.reconciler import Reconciler
+from alert_contacts.runtime.store import Store
 from alert_contacts.settings import Settings
 
 
 def _reconciler() -> Reconciler:
-    return Reconciler(indices=None, settings=Settings(), kube=None)  # type: ignore[arg-type]
+    return Reconciler(store=Store(Settings()), settings=Settings(), kube=None)  # type: ignore[arg-type]
 
 
 def _probe(r: Reconciler) -> Any:

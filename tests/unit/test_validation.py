@@ -10,12 +10,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from phonenumbers import PhoneNumberFormat, PhoneNumberType
 
-from alert_contacts.domain.types import Claim, Reason
+from alert_contacts.domain.records import SECRET_TYPE_KEY, secret_data, secret_value
+from alert_contacts.domain.types import Claim, NotOpaque, Reason
 from alert_contacts.domain.validation import (
     SecretResolver,
     check_webhook_url,
+    display_name,
+    normalize_email,
     redact,
     redact_url,
+    scrub_personal_data,
     validate_bot,
     validate_contact,
     validate_group,
@@ -137,7 +141,8 @@ def test_unquoted_yaml_number_is_refused_with_a_hint() -> None:
 def test_any_mobile_text_gives_a_verdict_and_normalisation_is_idempotent(text: str) -> None:
     verdict = validate_contact({"mobile": text, "email": "a@example.com"}, CN)
     if not text.strip():
-        assert verdict.normalized == {"email": "a@example.com"}
+        assert not verdict.valid  # blank beside an email, or control characters
+        assert verdict.message.startswith("spec.mobile ")
     elif verdict.valid:
         e164 = verdict.normalized["mobile"]
         assert e164.startswith("+") and e164[1:].isdigit()
@@ -216,9 +221,23 @@ def test_contact_needs_mobile_or_email(spec: Mapping[str, str]) -> None:
     assert verdict.message == f"spec: {NEITHER}"
 
 
-def test_empty_mobile_counts_as_absent_next_to_an_email() -> None:
-    verdict = validate_contact({"mobile": "", "email": "a@example.com"}, CN)
-    assert verdict.normalized == {"email": "a@example.com"}
+@pytest.mark.parametrize(("spec", "field"), [
+    ({"mobile": "", "email": "a@example.com"}, "mobile"),
+    ({"mobile": "  ", "email": "a@example.com"}, "mobile"),
+    ({"mobile": "13800138000", "email": ""}, "email"),
+    ({"mobile": "13800138000", "email": "\u3000"}, "email"),  # an ideographic space
+])
+def test_a_blank_mobile_or_email_beside_a_valid_one_is_refused(
+    spec: Mapping[str, str], field: str
+) -> None:
+    # A templated manifest that rendered an empty value must not lose an alert channel silently.
+    verdict = validate_contact(spec, CN)
+    assert verdict.reason is Reason.INVALID_SPEC
+    other = "email" if field == "mobile" else "mobile"
+    assert verdict.message == (
+        f"spec.{field} {spec[field]!r}: is empty: fill it in, or remove the field if this contact"
+        f" has no {field} (spec.{other} alone is enough)"
+    )
 
 
 def test_display_name_at_most_64_characters() -> None:
@@ -512,6 +531,204 @@ def test_a_spec_that_is_not_an_object_is_refused_not_raised(spec: object) -> Non
     ):
         assert verdict.reason is Reason.INVALID_SPEC
         assert verdict.message == "spec: must be an object"
+
+
+# ---------------------------------------------------------------- credentials, any spelling
+
+# The token in every place and spelling a pasted or hostile URL may carry it.
+TOKEN_PLACES = [
+    f"https://oapi.dingtalk.com/robot/send?token={TOKEN}",
+    f"https://oapi.dingtalk.com/robot/send?Access_Token={TOKEN}",
+    f"https://oapi.dingtalk.com/robot/send?ACCESS_TOKEN={TOKEN}",
+    f"https://oapi.dingtalk.com/robot/send?access%5Ftoken={TOKEN}",
+    f"https://oapi.dingtalk.com/robot/send?access_token%3D{TOKEN}",
+    f"https://oapi.dingtalk.com/robot/send?{TOKEN}",
+    f"https://oapi.dingtalk.com/robot/send?x=1;access_token={TOKEN}",
+    f"https://oapi.dingtalk.com/robot/send?access_token=a&access_token={TOKEN}",
+    f"https://oapi.dingtalk.com/robot/send#access_token={TOKEN}",
+    f"https://oapi.dingtalk.com/robot/send?access_token={TOKEN}#{TOKEN}",
+    f"https://oapi.dingtalk.com/robot/send/{TOKEN}",
+    f"https://{TOKEN}@oapi.dingtalk.com/robot/send",
+    f"https://robot:{TOKEN}@oapi.dingtalk.com/robot/send",
+    f"http://oapi.dingtalk.com/robot/send?access_token={TOKEN}",
+    f"https://example.com/robot/send?access_token={TOKEN}",
+    f"https://oapi.dingtalk.com/robot/send?access_token={TOKEN}&token={TOKEN}",
+    f" https://oapi.dingtalk.com/robot/send?access_token={TOKEN}",
+    f"https://oapi.dingtalk.com/robot/send?access_token={TOKEN}" + "&x=1" * 130,  # too long
+]
+
+
+@pytest.mark.parametrize("url", TOKEN_PLACES)
+def test_the_token_never_reaches_a_message_whatever_the_parameter_is_called(url: str) -> None:
+    verdict = validate_bot({"webhook": {"url": url}}, no_secrets, CN)
+    assert not verdict.valid
+    assert TOKEN[:5] not in verdict.message, verdict.message
+    assert TOKEN[:5] not in redact_url(url)
+    # Events and logs pass text through scrub_personal_data: a URL in free text too.
+    assert TOKEN[:5] not in scrub_personal_data(f"webhook {url} is refused")
+
+
+def test_redacting_a_url_keeps_what_helps_to_recognise_it() -> None:
+    assert redact_url(f"https://oapi.dingtalk.com/robot/send?Access_Token={TOKEN}&x=1") == (
+        "https://oapi.dingtalk.com/robot/send?Access_Token=0123…&x=…"
+    )
+    # Text that is not a URL stays as written.
+    assert redact_url("Alice? On call (team-a), 24/7") == "Alice? On call (team-a), 24/7"
+
+
+def test_a_long_query_parameter_name_is_not_echoed() -> None:
+    # `?<token>` has the token as the parameter's *name*.
+    assert check_webhook_url(f"https://oapi.dingtalk.com/robot/send?{TOKEN}",
+                             ["oapi.dingtalk.com"]) == (
+        "unexpected query parameter(s) (a long name); only access_token is allowed"
+    )
+
+
+# ---------------------------------------------------------------- mobile numbers in Events
+
+SEPARATORS = ["\u00a0", "\u202f", "\u3000", "\u200b", "\u2060", "/", ".", "\uff0d", "\u2013", ""]
+
+
+@pytest.mark.parametrize("separator", SEPARATORS)
+def test_mobile_numbers_are_scrubbed_whatever_separates_their_digits(separator: str) -> None:
+    number = separator.join(["138", "0013", "8000"])
+    for text in (f"call {number} now", f"call +86{separator}{number}"):
+        scrubbed = scrub_personal_data(text)
+        assert "0013" not in scrubbed and scrubbed.endswith(("8000", "8000 now")), scrubbed
+    # And as a refusal's message shows the number (escaping invisible characters).
+    message = validate_contact({"mobile": number + "9"}, CN).message
+    assert "0013" in message
+    assert "0013" not in scrub_personal_data(message), scrub_personal_data(message)
+
+
+# ---------------------------------------------------------------- control and format characters
+
+UNSAFE = [
+    ("\x00", "U+0000"),
+    ("\n", "U+000A"),
+    ("\x1b", "U+001B"),
+    ("\u202e", "U+202E RIGHT-TO-LEFT OVERRIDE"),
+    ("\u2066", "U+2066 LEFT-TO-RIGHT ISOLATE"),
+    ("\u200b", "U+200B ZERO WIDTH SPACE"),
+    ("\ufeff", "U+FEFF ZERO WIDTH NO-BREAK SPACE"),
+    ("\u2028", "U+2028 LINE SEPARATOR"),
+]
+
+
+@pytest.mark.parametrize(("char", "named"), UNSAFE)
+@pytest.mark.parametrize(
+    ("field", "clean"),
+    [("displayName", "Alice"), ("mobile", "13800138000"), ("email", "alice@example.com")],
+)
+def test_contact_text_with_control_or_format_characters_is_refused(
+    field: str, clean: str, char: str, named: str
+) -> None:
+    value = clean[:2] + char + clean[2:]
+    spec = {"email": "bob@example.com", field: value}
+    verdict = validate_contact(spec, CN)
+    assert verdict.reason is Reason.INVALID_SPEC
+    assert verdict.message == (
+        f"spec.{field} {value!r}: must not contain control or invisible formatting characters"
+        f" (NUL, newlines, zero-width spaces, bidi overrides); found {named}"
+    )
+    assert char not in verdict.message  # shown escaped: the message cannot reverse a column
+
+
+@pytest.mark.parametrize(("char", "named"), UNSAFE)
+def test_bot_and_group_display_names_refuse_control_characters(char: str, named: str) -> None:
+    bot = validate_bot({"displayName": f"On{char}call", "webhook": {"url": URL}}, no_secrets, CN)
+    group = validate_group({"displayName": f"SRE{char}"})
+    for verdict in (bot, group):
+        assert verdict.reason is Reason.INVALID_SPEC
+        assert verdict.message.startswith("spec.displayName ")
+        assert named in verdict.message
+
+
+def test_ordinary_spaces_and_joiners_of_names_are_fine() -> None:
+    assert validate_contact({"displayName": "Zoë\u00a0Wang 王", "email": "a@example.com"}, CN).valid
+    assert validate_contact({"mobile": "138\u00a00013\u00a08000"}, CN).valid
+
+
+# ---------------------------------------------------------------- email folding and look-alikes
+
+
+def test_full_width_forms_fold_in_the_local_part_as_in_the_domain() -> None:
+    full_width = "ａｌｉｃｅ@ｅｘａｍｐｌｅ.com"  # noqa: RUF001 - the point of the test
+    verdict = validate_contact({"email": full_width}, CN)
+    assert verdict.claims == (Claim("email", "alice@example.com"),)
+    assert normalize_email("ALICE@example.com") == normalize_email(full_width)
+
+
+@pytest.mark.parametrize(
+    ("email", "part", "scripts"),
+    [
+        ("p\u0430ypal@example.com", "p\u0430ypal", "Cyrillic and Latin"),
+        ("alice@p\u0430ypal.com", "p\u0430ypal", "Cyrillic and Latin"),
+        ("alice@xn--pypal-4ve.com", "p\u0430ypal", "Cyrillic and Latin"),  # the same, in IDNA
+        ("\u03bfpen@example.com", "\u03bfpen", "Greek and Latin"),
+    ],
+)
+def test_mixed_script_look_alikes_are_refused(email: str, part: str, scripts: str) -> None:
+    verdict = validate_contact({"email": email}, CN)
+    assert verdict.reason is Reason.INVALID_SPEC
+    assert verdict.message == (
+        f"spec.email {email!r}: {part!r} mixes {scripts} letters, so it looks like another"
+        " address (a look-alike); write each part of the address in one script"
+    )
+
+
+@pytest.mark.parametrize(
+    "email",
+    [
+        "\u0438\u0432\u0430\u043d@\u043f\u0440\u0438\u043c\u0435\u0440.\u0440\u0444",  # Cyrillic
+        "\u738bwang2@example.com",  # Han with Latin, as Chinese names are written
+        "\u3084\u307e\u3060taro@example.jp",  # kana with Latin
+        "jos\u00e9.m\u00fcller@example.com",
+    ],
+)
+def test_one_script_or_scripts_written_together_are_fine(email: str) -> None:
+    assert validate_contact({"email": email}, CN).valid
+
+
+# ---------------------------------------------------------------- Secrets of another type
+
+
+def test_a_secret_of_another_type_is_kept_without_its_data() -> None:
+    body = {"type": "kubernetes.io/tls", "data": {"tls.key": "c2VjcmV0", "url": "aHR0cHM6Ly94"}}
+    assert secret_data(body) == {SECRET_TYPE_KEY: "kubernetes.io/tls"}
+    assert secret_value(secret_data(body), "url") == NotOpaque("kubernetes.io/tls")
+    assert secret_value(None, "url") is None
+    assert secret_value(secret_data({"data": {}}), "url") is None
+
+
+@pytest.mark.parametrize("field", ["webhook", "signingSecretRef"])
+def test_a_bot_pointing_at_a_non_opaque_secret_is_told_its_type(field: str) -> None:
+    ref = {"name": "oncall", "key": "url"}
+    spec: dict[str, object] = {"webhook": {"url": URL}}
+    if field == "webhook":
+        spec = {"webhook": {"secretRef": ref}}
+    else:
+        spec["signingSecretRef"] = ref
+
+    def resolve(name: str, key: str) -> NotOpaque:
+        return NotOpaque("kubernetes.io/basic-auth")
+
+    verdict = validate_bot(spec, resolve, CN)
+    assert verdict.reason is Reason.SECRET_NOT_FOUND
+    where = "spec.webhook.secretRef" if field == "webhook" else "spec.signingSecretRef"
+    assert verdict.message == (
+        f"{where}: Secret 'oncall' in this namespace has type 'kubernetes.io/basic-auth'; the"
+        " operator reads webhook URLs and signing secrets only from Secrets of type 'Opaque'"
+        " (create an Opaque Secret of that name instead)"
+    )
+    assert "not found" not in verdict.message
+
+
+def test_display_name_defaults_to_the_object_name_when_absent_or_blank() -> None:
+    assert display_name({"displayName": "Alice"}, "alice") == "Alice"
+    assert display_name({"displayName": "  "}, "alice") == "alice"
+    assert display_name({"displayName": ""}, "alice") == "alice"
+    assert display_name({}, "alice") == "alice"
 
 
 # ---------------------------------------------------------------- limits at their edges

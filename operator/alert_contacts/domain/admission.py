@@ -1,27 +1,43 @@
 """The admission decision for a Contact or DingTalkBot: plain data in, plain data out.
 
 Admission is the fast path: it refuses what the operator can already see, with
-the reconciler's ordering and messages. Updates are ratcheted: an edit is
-refused only for what it makes worse (a new invalid value, a newly claimed key
-that another object owns). A problem the object already had is the
-reconciler's to report, so a duplicate's loser or an object that a settings
-change made invalid can still be relabelled, renamed or fixed step by step.
+the reconciler's ordering and messages, asking the decision engine (owner of a
+key, slots in use, this object's current decision) rather than re-deriving
+the cluster. Updates are ratcheted: an edit is refused only for what it makes
+worse -- a new invalid value (422), a newly claimed key that another object
+owns (409), or a quota slot it did not hold while the quota is full (403). A
+newly claimed key or a new eligibility is recorded from the time of the edit
+(``domain.tenure``), so an admitted edit never takes a key or a slot from
+another object. A problem the object already had is the reconciler's to
+report, so a duplicate's loser or an object that a settings change made
+invalid can still be relabelled, renamed or fixed step by step. Warnings name
+the object whose state an admitted edit changes, and only then.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Protocol
 
 from alert_contacts.domain.decisions import (
-    admission_conflict,
-    admission_quota_full,
-    claim_owners,
-    decide,
+    Conflict,
+    Decision,
     describe_claim,
-    sort_key,
+    quota_message,
+    sorted_conflicts,
 )
-from alert_contacts.domain.types import Candidate, ObjectRef, Reason, Verdict
+from alert_contacts.domain.types import Claim, ObjectRef, Reason, Verdict
+
+
+class ClaimantView(Protocol):
+    """What admission asks of the current set (``domain.engine.DecisionEngine``)."""
+
+    def owner(self, claim: Claim, *, excluding: ObjectRef | None = None) -> ObjectRef | None: ...
+    def in_use(self, *, excluding: ObjectRef | None = None) -> int: ...
+    def waiting(self, after: int) -> ObjectRef | None: ...
+    def position(self, ref: ObjectRef) -> int | None: ...
+    def __contains__(self, ref: object) -> bool: ...
+    def decision(self, ref: ObjectRef) -> Decision: ...
 
 
 @dataclass(frozen=True)
@@ -38,23 +54,28 @@ class Admission:
         return self.code is None
 
 
+def _conflict_text(conflicts: list[Conflict]) -> tuple[Reason, str]:
+    ordered = sorted_conflicts(conflicts)  # the reconciler's order: mobile, email, webhook
+    return ordered[0].reason, "; ".join(c.message for c in ordered)
+
+
 def admit_claimant(
     verdict: Verdict,
     old: Verdict | None,
     ref: ObjectRef,
-    created: str | None,
-    others: Iterable[Candidate],
+    view: ClaimantView,
     quota: int,
 ) -> Admission:
-    """Decide a CREATE (``old`` and ``created`` None) or an UPDATE of a claimant.
+    """Decide a CREATE (``old`` None) or an UPDATE of a Contact or DingTalkBot.
 
-    ``others`` are the existing Contacts and DingTalkBots (this object's own
-    entry is ignored). Codes: 422 invalid, 409 duplicate, 403 quota full.
+    Codes: 422 invalid, 409 duplicate, 403 quota full.
     """
-    others = [o for o in others if o.ref != ref]
+    current = view.decision(ref) if old is not None and ref in view else None
+    held_slot = current is not None and current.within_quota is True
     if verdict.reason is Reason.SECRET_NOT_FOUND:
         # GitOps may apply the Secret after the bot: admit, and let it wait.
-        return Admission(warnings=(f"{verdict.message}; the bot stays not Ready until it exists",))
+        waits = [f"{verdict.message}; the bot stays not Ready until it exists"]
+        return Admission(warnings=(*waits, *(_frees_slot(ref, view, quota) if held_slot else [])))
     if not verdict.valid:
         already = {(p.field, p.value) for p in old.problems} if old is not None else set()
         new = [p for p in verdict.problems if (p.field, p.value) not in already]
@@ -62,52 +83,38 @@ def admit_claimant(
             return Admission(422, verdict.reason, "; ".join(p.message for p in new))
         return Admission(warnings=(f"the spec is still invalid: {verdict.message}",))
 
-    warnings: list[str] = []
     claimed_before = set(old.claims) if old is not None and old.valid else set()
-    new_claims = tuple(c for c in verdict.claims if c not in claimed_before)
-    conflict = admission_conflict(Verdict(claims=new_claims), ref, created, others)
-    if conflict is not None:
-        reason, message = conflict
-        return Admission(409, reason, message)
-    if new_claims != verdict.claims:
-        still = admission_conflict(verdict, ref, created, others)
-        if still is not None:
-            warnings.append(f"{still[1]}; this object stays not Ready until that changes")
-    if created is not None:
-        if old is None or not old.valid or new_claims != verdict.claims:
-            # Until now it did not count against the quota (invalid, or not the
-            # owner of all its keys); once it does, creation order may put it
-            # ahead of objects that are within the quota today.
-            warnings.extend(_quota_warnings(Candidate(ref, created, verdict), others, quota))
-        this = sort_key(Candidate(ref, created, verdict))
-        owners = claim_owners(o for o in others if not set(o.verdict.claims).isdisjoint(new_claims))
-        for claim in new_claims:
-            owner = owners.get(claim)
-            if owner is not None and sort_key(owner) > this:
-                warnings.append(
-                    f"{describe_claim(claim)} is used by {owner.ref}, created later: this older "
-                    "object takes it over and that one becomes not Ready"
-                )
-    else:
-        full = admission_quota_full(others, quota)
-        if full is not None:
-            return Admission(403, Reason.QUOTA_EXCEEDED, full)
+    new_claims = [c for c in sorted(set(verdict.claims)) if c not in claimed_before]
+    taken = [
+        Conflict(claim, owner)
+        for claim in new_claims
+        if (owner := view.owner(claim, excluding=ref)) is not None
+    ]
+    if taken:
+        return Admission(409, *_conflict_text(taken))
+
+    warnings: list[str] = []
+    # Keys it kept: it owns them or not, as before the edit.
+    kept = set(verdict.claims) & claimed_before
+    losing = [c for c in (current.conflicts if current is not None else ()) if c.claim in kept]
+    if losing:
+        warnings.append(f"{_conflict_text(losing)[1]}; this object stays not Ready until "
+                        "that changes")
+    needs_slot = not losing and (current is None or current.unique is not True)
+    if needs_slot and view.in_use(excluding=ref) >= quota:
+        return Admission(403, Reason.QUOTA_EXCEEDED, quota_message(quota, max(quota, 0)))
+    if current is not None and current.unique is True:
+        for claim in sorted(claimed_before - set(verdict.claims)):
+            heir = view.owner(claim, excluding=ref)
+            if heir is not None:
+                warnings.append(f"{describe_claim(claim)} is no longer claimed by this object: "
+                                f"{heir}, which also claims it, becomes its owner")
     return Admission(warnings=tuple(warnings))
 
 
-def _quota_warnings(this: Candidate, others: list[Candidate], quota: int) -> list[str]:
-    """What an UPDATE that makes ``this`` count against the quota does to others."""
-    before = decide(others, quota)
-    if sum(1 for d in before.values() if d.within_quota) < quota:
-        return []  # room to spare: nobody moves
-    after = decide([*others, this], quota)
-    warnings = [
-        f"the quota of {quota} is full and this object was created before {ref}, which "
-        "becomes QuotaExceeded"
-        for ref, decision in before.items()
-        if decision.within_quota and not after[ref].within_quota
-    ]
-    if after[this.ref].within_quota is False:
-        warnings.append(f"the quota of {quota} is full: this object stays QuotaExceeded "
-                        "until room frees up")
-    return warnings
+def _frees_slot(ref: ObjectRef, view: ClaimantView, quota: int) -> list[str]:
+    """The warning for an edit that gives up a quota slot another object waits for."""
+    heir = view.waiting(quota)
+    if heir is None or heir == ref:
+        return []
+    return [f"this object gives up its quota slot: {heir}, next in line, becomes WithinQuota"]

@@ -95,11 +95,17 @@ def contact_conditions(decision: Decision, generation: int) -> list[Condition]:
     return conditions
 
 
+def duplicate_of(decision: Decision) -> str | None:
+    """The owner of the first key this object claims but does not own, as 'Kind ns/name'."""
+    return str(decision.conflicts[0].owner) if decision.conflicts else None
+
+
 def contact_status(decision: Decision, generation: int) -> Status:
-    """Desired status of a Contact; ``normalized: None`` removes stale values."""
+    """Desired status of a Contact; ``None`` values remove stale ones."""
     return {
         "observedGeneration": generation,
         "normalized": dict(decision.normalized) or None,
+        "duplicateOf": duplicate_of(decision),
         "conditions": contact_conditions(decision, generation),
     }
 
@@ -108,6 +114,7 @@ def bot_status(decision: Decision, generation: int) -> Status:
     """Desired status of a DingTalkBot (no ``normalized``: it would hold the token)."""
     return {
         "observedGeneration": generation,
+        "duplicateOf": duplicate_of(decision),
         "conditions": contact_conditions(decision, generation),
     }
 

@@ -1,17 +1,24 @@
 """Uniqueness and quota: one pure function of the current set of objects.
 
 Every valid Contact or DingTalkBot claims its keys (normalised mobile, email,
-webhook access token). The owner of a key is its valid claimant that comes
-first in creation order; an object is unique iff it owns all its keys; among
-valid and unique objects the first ``quota`` are within quota. Because the
-answer depends only on the set of objects, reconciling in any order, after any
-race, converges to the same decisions. The admission webhook asks the same
-questions through ``admission_conflict`` and ``admission_quota_full``.
+webhook access token). The owner of a key is its earliest *continuous*
+claimant: claimants are ordered by the time each started claiming the key
+(``Candidate.claimed_since``, read from status by ``domain.tenure``), then
+creation time, namespace, name and kind. An object is unique iff it owns all
+its keys. Among valid and unique objects, ordered by the time each became
+eligible (``Candidate.eligible_since``), the first ``quota`` are within quota.
+So an edit to one object, or a Secret appearing late, never takes a key or a
+slot from an object that holds it: the edited object queues behind.
+
+Because the answer depends only on the set of objects (and the times their
+statuses record), reconciling in any order, after any race, converges to the
+same decisions. ``domain.engine`` keeps the same answer up to date one change
+at a time; this function is its reference.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from alert_contacts.domain.types import Candidate, Claim, ObjectRef, Reason, Verdict
@@ -29,13 +36,12 @@ _TOKEN_HINT_MIN_LENGTH = 12
 
 READY_MESSAGE = "valid, unique and within the quota"
 
-SortKey = tuple[str, str, str, str]
+SortKey = tuple[str, str, str, str, str]
 
 
 def sort_key(candidate: Candidate) -> SortKey:
-    """``order_key`` made total: a Contact and a DingTalkBot may share namespace,
-    name and creation second, and the quota order must not depend on input order."""
-    return (*candidate.order_key, candidate.ref.kind)
+    """The quota order of an eligible candidate (total: kind breaks the last tie)."""
+    return candidate.eligible_key()
 
 
 def describe_claim(claim: Claim) -> str:
@@ -73,7 +79,7 @@ class Decision:
     ``valid``/``unique``/``within_quota`` mirror the conditions: ``None`` means
     not evaluated (uniqueness is not evaluated for an invalid object, quota not
     for an invalid or duplicate one). ``position`` is the 1-based place among
-    valid and unique objects in creation order.
+    valid and unique objects in the quota order (by the time each became eligible).
     """
 
     valid: bool
@@ -90,11 +96,11 @@ class Decision:
         return self.valid and self.unique is True and self.within_quota is True
 
 
-def quota_message(quota: int, in_use: int, position: int | None = None) -> str:
-    message = f"quota of {quota} contacts and DingTalk bots is full ({in_use} in use)"
-    if position is not None:
-        message += f"; this object is number {position} in creation order"
-    return message
+def quota_message(quota: int, in_use: int) -> str:
+    """Why an eligible object is QuotaExceeded. The same text for every waiting object, so
+    a slot freeing up rewrites the one object that gets it, not every one queued behind."""
+    return (f"quota of {quota} contacts and DingTalk bots is full ({in_use} in use); this "
+            "object gets the next free slot after those that became valid and unique before it")
 
 
 def claim_owners(candidates: Iterable[Candidate]) -> dict[Claim, Candidate]:
@@ -105,7 +111,7 @@ def claim_owners(candidates: Iterable[Candidate]) -> dict[Claim, Candidate]:
             continue
         for claim in candidate.verdict.claims:
             current = owners.get(claim)
-            if current is None or sort_key(candidate) < sort_key(current):
+            if current is None or candidate.claim_key(claim) < current.claim_key(claim):
                 owners[claim] = candidate
     return owners
 
@@ -115,11 +121,46 @@ def owner_of(claim: Claim, candidates: Iterable[Candidate]) -> Candidate | None:
     return claim_owners(c for c in candidates if claim in c.verdict.claims).get(claim)
 
 
-def _sorted_conflicts(conflicts: Iterable[Conflict]) -> tuple[Conflict, ...]:
+def conflicts_of(candidate: Candidate, owner: Callable[[Claim], ObjectRef]) -> tuple[Conflict, ...]:
+    """The keys ``candidate`` claims but does not own, in the order their reasons block."""
+    return sorted_conflicts(
+        Conflict(claim, owner(claim))
+        for claim in set(candidate.verdict.claims)
+        if owner(claim) != candidate.ref
+    )
+
+
+def duplicate_decision(verdict: Verdict, conflicts: tuple[Conflict, ...]) -> Decision:
+    return Decision(
+        valid=True,
+        unique=False,
+        within_quota=None,
+        reason=conflicts[0].reason,
+        message="; ".join(c.message for c in conflicts),
+        normalized=dict(verdict.normalized),
+        conflicts=conflicts,
+    )
+
+
+def eligible_decision(verdict: Verdict, position: int, quota: int) -> Decision:
+    """A valid and unique object at ``position`` (1-based) in the quota order."""
+    within = position <= quota
+    return Decision(
+        valid=True,
+        unique=True,
+        within_quota=within,
+        reason=Reason.ACCEPTED if within else Reason.QUOTA_EXCEEDED,
+        message=READY_MESSAGE if within else quota_message(quota, max(quota, 0)),
+        normalized=dict(verdict.normalized),
+        position=position,
+    )
+
+
+def sorted_conflicts(conflicts: Iterable[Conflict]) -> tuple[Conflict, ...]:
     return tuple(sorted(conflicts, key=lambda c: (_CLAIM_PRIORITY[c.claim.kind], c.claim.value)))
 
 
-def _invalid_decision(verdict: Verdict) -> Decision:
+def invalid_decision(verdict: Verdict) -> Decision:
     reason = verdict.reason if verdict.reason in _INVALID_REASONS else Reason.INVALID_SPEC
     return Decision(
         valid=False,
@@ -137,83 +178,20 @@ def decide(candidates: Iterable[Candidate], quota: int) -> dict[ObjectRef, Decis
     Refs are expected to be distinct; should one repeat, its last occurrence counts.
     """
     by_ref = {candidate.ref: candidate for candidate in candidates}
-    ordered = sorted(by_ref.values(), key=sort_key)
-    owners = claim_owners(ordered)
+    owners = claim_owners(by_ref.values())
     decisions: dict[ObjectRef, Decision] = {}
-    position = 0
-    for candidate in ordered:
+    eligible: list[Candidate] = []
+    for candidate in by_ref.values():
         verdict = candidate.verdict
         if not verdict.valid:
-            decisions[candidate.ref] = _invalid_decision(verdict)
+            decisions[candidate.ref] = invalid_decision(verdict)
             continue
-        conflicts = _sorted_conflicts(
-            Conflict(claim, owners[claim].ref)
-            for claim in set(verdict.claims)
-            if owners[claim].ref != candidate.ref
-        )
+        conflicts = conflicts_of(candidate, lambda claim: owners[claim].ref)
         if conflicts:
-            decisions[candidate.ref] = Decision(
-                valid=True,
-                unique=False,
-                within_quota=None,
-                reason=conflicts[0].reason,
-                message="; ".join(c.message for c in conflicts),
-                normalized=dict(verdict.normalized),
-                conflicts=conflicts,
-            )
-            continue
-        position += 1
-        within = position <= quota
-        decisions[candidate.ref] = Decision(
-            valid=True,
-            unique=True,
-            within_quota=within,
-            reason=Reason.ACCEPTED if within else Reason.QUOTA_EXCEEDED,
-            message=READY_MESSAGE if within else quota_message(quota, max(quota, 0), position),
-            normalized=dict(verdict.normalized),
-            position=position,
-        )
+            decisions[candidate.ref] = duplicate_decision(verdict, conflicts)
+        else:
+            eligible.append(candidate)
+    eligible.sort(key=sort_key)
+    for position, candidate in enumerate(eligible, start=1):
+        decisions[candidate.ref] = eligible_decision(candidate.verdict, position, quota)
     return decisions
-
-
-def admission_conflict(
-    verdict: Verdict, ref: ObjectRef, created: str | None, others: Iterable[Candidate]
-) -> tuple[Reason, str] | None:
-    """The duplicate-key refusal for an object being admitted, or None.
-
-    On CREATE (``created`` is None) the new object sorts after every existing
-    one, so any existing valid claimant of one of its keys wins. On UPDATE the
-    object keeps its creationTimestamp and only an earlier claimant wins. The
-    conflicting object named is the key's owner, as the reconciler would name it.
-    """
-    if not verdict.valid or not verdict.claims:
-        return None
-    wanted = set(verdict.claims)
-    owners = claim_owners(
-        other
-        for other in others
-        if other.ref != ref and not wanted.isdisjoint(other.verdict.claims)
-    )
-    this_key = None if created is None else sort_key(Candidate(ref, created, verdict))
-    conflicts = _sorted_conflicts(
-        Conflict(claim, owner.ref)
-        for claim, owner in owners.items()
-        if claim in wanted and (this_key is None or sort_key(owner) < this_key)
-    )
-    if not conflicts:
-        return None
-    return conflicts[0].reason, "; ".join(c.message for c in conflicts)
-
-
-def admission_quota_full(others: Iterable[Candidate], quota: int) -> str | None:
-    """The quota refusal for a CREATE, or None while the quota has room."""
-    # Valid objects that own all their keys: what decide() counts, without its sort.
-    others = list(others)
-    owners = claim_owners(others)
-    in_use = sum(
-        1 for c in others
-        if c.verdict.valid and all(owners[claim] is c for claim in c.verdict.claims)
-    )
-    if in_use < quota:
-        return None
-    return quota_message(quota, min(in_use, max(quota, 0)))

@@ -8,10 +8,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from alert_contacts.domain.types import ObjectRef, Verdict
+from alert_contacts.domain.types import NotOpaque, ObjectRef, Verdict
 
 # A webhook URL or signing secret is short text; larger values are other workloads' data.
 MAX_SECRET_VALUE_B64 = 4096
+# Where secret_data keeps the type of a Secret it does not read: not a valid data
+# key ([-._a-zA-Z0-9]+), so no Secret's own key can collide with it.
+SECRET_TYPE_KEY = "/type"
 
 
 @dataclass(frozen=True)
@@ -58,8 +61,12 @@ def secret_data(body: Mapping[str, Any]) -> dict[str, str]:
     (text starting with "http", in any case, or "SEC"; at most 4 KiB); any other key is kept
     with an empty value, so a bot pointing at it is told what is wrong with it
     rather than that it is missing, while other workloads' passwords and blobs
-    never sit in the operator's memory.
+    never sit in the operator's memory. Of a Secret of another type than Opaque
+    only the type is kept, so a bot pointing at it is told that, not "not found".
     """
+    secret_type = str(body.get("type") or "Opaque")
+    if secret_type != "Opaque":
+        return {SECRET_TYPE_KEY: secret_type}
     data = _mapping(body.get("data"))
     kept: dict[str, str] = {}
     for key, value in data.items():
@@ -73,3 +80,16 @@ def secret_data(body: Mapping[str, Any]) -> dict[str, str]:
         if text.strip()[:4].lower() == "http" or text.strip().startswith("SEC"):
             kept[str(key)] = text
     return kept
+
+
+def secret_value(data: Mapping[str, str] | None, key: str) -> str | NotOpaque | None:
+    """What a bot reading ``key`` of a Secret gets: the value, ``NotOpaque`` when the
+    Secret is of a type the operator does not read, None when the Secret or key is missing.
+
+    ``data`` is what ``secret_data`` kept of the Secret (None: no such Secret).
+    """
+    if data is None:
+        return None
+    if SECRET_TYPE_KEY in data:
+        return NotOpaque(data[SECRET_TYPE_KEY])
+    return data.get(key)

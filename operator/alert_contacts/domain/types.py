@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -27,6 +28,13 @@ class Reason(enum.StrEnum):
     MEMBERS_MISSING = "MembersMissing"
     MEMBERS_NOT_READY = "MembersNotReady"
     NO_MEMBERS = "NoMembers"
+
+
+@dataclass(frozen=True)
+class NotOpaque:
+    """A Secret that exists but is of a type the operator does not read (only Opaque)."""
+
+    secret_type: str
 
 
 @dataclass(frozen=True, order=True)
@@ -97,14 +105,30 @@ class Verdict:
 class Candidate:
     """A Contact or DingTalkBot as the ordering sees it.
 
-    ``created`` is metadata.creationTimestamp (RFC 3339, second precision, as
-    the API server writes it); ties are broken by namespace then name.
+    ``created`` is metadata.creationTimestamp; ties are broken by namespace,
+    name, then kind. ``claimed_since`` holds, per claim, the time this object
+    started claiming it and ``eligible_since`` the time it became valid and
+    unique (both as ``tenure.order_time`` spells them, ``tenure.PENDING`` for
+    "just now, not yet recorded"); a claim missing from ``claimed_since`` and
+    a ``None`` ``eligible_since`` fall back to ``created``.
     """
 
     ref: ObjectRef
     created: str
     verdict: Verdict
+    claimed_since: Mapping[Claim, str] = field(default_factory=dict)
+    eligible_since: str | None = None
 
     @property
     def order_key(self) -> tuple[str, str, str]:
         return (self.created, self.ref.namespace, self.ref.name)
+
+    def claim_key(self, claim: Claim) -> tuple[str, str, str, str, str]:
+        """Where this object stands among the claimants of ``claim``: lower owns it."""
+        since = self.claimed_since.get(claim, self.created)
+        return (since, self.created, self.ref.namespace, self.ref.name, self.ref.kind)
+
+    def eligible_key(self) -> tuple[str, str, str, str, str]:
+        """Where this object stands in the quota order (when valid and unique)."""
+        since = self.created if self.eligible_since is None else self.eligible_since
+        return (since, self.created, self.ref.namespace, self.ref.name, self.ref.kind)

@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import unicodedata
 from collections.abc import Callable, Iterable, Mapping
 from functools import partial
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import phonenumbers
+from confusable_homoglyphs import categories as unicode_scripts
 from email_validator import EmailNotValidError, validate_email
 from phonenumbers import NumberParseException, PhoneNumberType, ValidationResult
 from pydantic import BaseModel, ValidationError
@@ -33,13 +35,14 @@ from alert_contacts.models import (
     DingTalkBotSpec,
     SecretKeyRef,
 )
-from alert_contacts.settings import Settings
+from alert_contacts.settings import HTTPS_PORT, Settings, allowed_endpoints
 
-from .types import Claim, Problem, Reason, Verdict
+from .types import Claim, NotOpaque, Problem, Reason, Verdict
 
-SecretResolver = Callable[[str, str], str | None]
-"""``resolve(secret_name, key)`` -> the key's decoded value, or None when the
-Secret or the key does not exist (in the object's own namespace)."""
+SecretResolver = Callable[[str, str], str | NotOpaque | None]
+"""``resolve(secret_name, key)`` -> the key's decoded value, ``NotOpaque`` when the
+Secret is not of type Opaque, or None when the Secret or the key does not exist
+(in the object's own namespace)."""
 
 RedactKind = Literal["mobile", "email", "webhook", "token"]
 
@@ -89,6 +92,9 @@ def validate_contact(spec: Mapping[str, Any], settings: Settings) -> Verdict:
     problems = _shape_problems(ContactSpec, spec)
     if not isinstance(spec, Mapping):
         return _verdict(problems, [], {})
+    problems += _text_problems(spec, ("displayName", "mobile", "email"))
+    problems += filter(None, (_blank_beside(spec, "mobile", "email"),
+                              _blank_beside(spec, "email", "mobile")))
     bad_fields = {p.field for p in problems}
     mobile_text = _present_text(spec, "mobile", bad_fields)
     email_text = _present_text(spec, "email", bad_fields)
@@ -109,7 +115,7 @@ def validate_contact(spec: Mapping[str, Any], settings: Settings) -> Verdict:
         else:
             claims.append(Claim("email", email))
             normalized["email"] = email
-    # A field that failed its shape check was present, just wrong: say that, not "neither".
+    # A field that failed its checks was present, just wrong: say that, not "neither".
     if (
         mobile_text is None
         and email_text is None
@@ -166,16 +172,48 @@ def _region_hint(number: phonenumbers.PhoneNumber, text: str, default_region: st
 def normalize_email(text: str) -> str | Problem:
     """Canonical lower-cased form of an email address, or the Problem (field spec.email).
 
-    Internationalised addresses are accepted: the domain is compared in its
-    Unicode form (``xn--bcher-kva.de`` and ``BÜCHER.de`` are one domain) and the
-    local part NFC-normalised, then the whole address is lower-cased, because
-    the contract treats addresses as case-insensitive.
+    Internationalised addresses are accepted. The whole address is folded with
+    NFKC first, so full-width or other compatibility forms (full-width letters) are the
+    same address as their plain form in the local part as in the domain; the
+    domain is compared in its Unicode form (``xn--bcher-kva.de`` and
+    ``BÜCHER.de`` are one domain) and the address lower-cased, because the
+    contract treats addresses as case-insensitive. A local part or domain label
+    that mixes scripts (a Cyrillic letter a in a Latin name) is refused: it is a
+    look-alike of another address.
     """
+    folded = unicodedata.normalize("NFKC", text)
     try:
-        result = validate_email(text, check_deliverability=False)
+        result = validate_email(folded, check_deliverability=False)
     except EmailNotValidError as exc:
         return Problem("spec.email", text, str(exc))
+    for part in (result.local_part, *result.domain.split(".")):
+        mixed = mixed_scripts(part)
+        if mixed:
+            return Problem(
+                "spec.email",
+                text,
+                f"{part!r} mixes {' and '.join(mixed)} letters, so it looks like another address"
+                " (a look-alike); write each part of the address in one script",
+            )
     return result.normalized.lower()
+
+
+# Scripts that are written together (Unicode TS #39 "highly restrictive"):
+# Latin with Han and Japanese kana, with Han and Bopomofo, or with Han and Hangul.
+_SCRIPTS_WRITTEN_TOGETHER = (
+    frozenset({"LATIN", "HAN", "HIRAGANA", "KATAKANA"}),
+    frozenset({"LATIN", "HAN", "BOPOMOFO"}),
+    frozenset({"LATIN", "HAN", "HANGUL"}),
+)
+_NO_SCRIPT = frozenset({"COMMON", "INHERITED"})  # digits, punctuation, combining marks
+
+
+def mixed_scripts(text: str) -> list[str]:
+    """The scripts of ``text``'s letters, sorted, when they are not written together; else []."""
+    scripts = set(unicode_scripts.unique_aliases(text)) - _NO_SCRIPT
+    if len(scripts) < 2 or any(scripts <= allowed for allowed in _SCRIPTS_WRITTEN_TOGETHER):
+        return []
+    return sorted(script.capitalize() for script in scripts)
 
 
 # ---------------------------------------------------------------- DingTalk bots
@@ -189,6 +227,8 @@ def validate_bot(spec: Mapping[str, Any], resolve: SecretResolver, settings: Set
     INVALID_SPEC.
     """
     problems = _shape_problems(DingTalkBotSpec, spec)
+    if isinstance(spec, Mapping):
+        problems += _text_problems(spec, ("displayName",))
     if problems:
         return _verdict(problems, [], {})
     model = DingTalkBotSpec.model_validate(dict(spec))
@@ -205,8 +245,8 @@ def validate_bot(spec: Mapping[str, Any], resolve: SecretResolver, settings: Set
     elif webhook.secret_ref is not None:
         ref, field = webhook.secret_ref, "spec.webhook.secretRef"
         value = resolve(ref.name, ref.key)
-        if value is None:
-            missing.append(_secret_missing(field, ref))
+        if value is None or isinstance(value, NotOpaque):
+            missing.append(_secret_missing(field, ref, value))
         else:
             url = value.strip()
             refused = partial(_secret_problem, field, ref, "webhook URL")
@@ -222,8 +262,8 @@ def validate_bot(spec: Mapping[str, Any], resolve: SecretResolver, settings: Set
     if model.signing_secret_ref is not None:
         ref, field = model.signing_secret_ref, "spec.signingSecretRef"
         value = resolve(ref.name, ref.key)
-        if value is None:
-            missing.append(_secret_missing(field, ref))
+        if value is None or isinstance(value, NotOpaque):
+            missing.append(_secret_missing(field, ref, value))
         elif not SIGNING_SECRET.fullmatch(value.strip()):
             problems.append(
                 _secret_problem(
@@ -245,7 +285,8 @@ def check_webhook_url(url: str, allowed_hosts: Iterable[str]) -> tuple[str, str]
 
     The reason never contains the token, the query or the userinfo, so it is
     safe to show for URLs read from a Secret. An explicit port is refused
-    unless it is 443 (the https default, so the same endpoint).
+    unless it is 443 (the https default, so the same endpoint) or the allowed
+    hosts name the host with that port (``host:port``, then the only port for it).
     """
     if not url:
         return "there is no URL (the value is empty, or not text starting with https://)"
@@ -266,11 +307,14 @@ def check_webhook_url(url: str, allowed_hosts: Iterable[str]) -> tuple[str, str]
     if _is_ip_literal(host):
         return f"the host must be a DingTalk host name, not an IP address {host!r}"
     hosts = tuple(h.lower() for h in allowed_hosts)
-    if host not in hosts:
+    endpoints = allowed_endpoints(hosts)
+    if host not in endpoints:
         return f"the host {host!r} is not an allowed DingTalk host ({', '.join(hosts)})"
-    if port is not None and port != 443:
-        return f"the URL must not name port {port} (only the https default, 443)"
-    if parts.netloc.lower() not in (host, f"{host}:443"):
+    ports = endpoints[host]
+    if (port or HTTPS_PORT) not in ports:
+        allowed = ", ".join(str(p) for p in sorted(ports))
+        return f"the URL must not name port {port or HTTPS_PORT} (allowed for {host}: {allowed})"
+    if parts.netloc.lower() not in (host, *(f"{host}:{p}" for p in ports)):
         return "the host part of the URL is malformed"
     if parts.path != WEBHOOK_PATH:
         return f"the path must be exactly {WEBHOOK_PATH}"
@@ -280,7 +324,8 @@ def check_webhook_url(url: str, allowed_hosts: Iterable[str]) -> tuple[str, str]
     names = [name for name, _, _ in params]
     unexpected = sorted({name for name in names if name != "access_token"})
     if unexpected:
-        listed = ", ".join(repr(name) for name in unexpected)
+        # A parameter's name is shown only when it is short: a long one may be the token.
+        listed = ", ".join(repr(name) if len(name) < 16 else "(a long name)" for name in unexpected)
         return f"unexpected query parameter(s) {listed}; only access_token is allowed"
     if not names:
         return "the URL has no access_token query parameter"
@@ -305,7 +350,15 @@ def _is_ip_literal(host: str) -> bool:
     return True
 
 
-def _secret_missing(field: str, ref: SecretKeyRef) -> Problem:
+def _secret_missing(field: str, ref: SecretKeyRef, found: NotOpaque | None) -> Problem:
+    if found is not None:
+        return Problem(
+            field,
+            None,
+            f"Secret {ref.name!r} in this namespace has type {found.secret_type!r}; the operator"
+            " reads webhook URLs and signing secrets only from Secrets of type 'Opaque'"
+            " (create an Opaque Secret of that name instead)",
+        )
     return Problem(
         field,
         None,
@@ -325,6 +378,8 @@ def _secret_problem(field: str, ref: SecretKeyRef, what: str, reason: str) -> Pr
 def validate_group(spec: Mapping[str, Any]) -> Verdict:
     """Validate a ContactGroup spec (shape only: groups claim no keys)."""
     problems = _shape_problems(ContactGroupSpec, spec)
+    if isinstance(spec, Mapping):
+        problems += _text_problems(spec, ("displayName",))
     if not problems:
         model = ContactGroupSpec.model_validate(dict(spec))
         for field, names in (
@@ -361,29 +416,65 @@ def redact(value: str, kind: RedactKind) -> str:
 
 
 _EMAIL_IN_TEXT = re.compile(r"[^\s'\"@,;()<>]+@[^\s'\",;()<>]+")
-_PHONE_IN_TEXT = re.compile(r"\+?\d[\d ().-]{5,}\d")
+# Digits with any separators people (or a paste) put between them: spaces of any
+# kind, zero-width characters, dashes, dots, slashes, brackets, and the escapes
+# (\u200b, \xa0) that a message shows for invisible characters.
+_PHONE_SEPARATOR = (
+    r"(?:[\s().\-/\u2010-\u2015\u2212\uff0d\u200b-\u200f\u2060\ufeff]"
+    r"|\\(?:x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8}))"
+)
+_PHONE_IN_TEXT = re.compile(rf"[+\uff0b]?\d(?:\d|{_PHONE_SEPARATOR}){{5,}}\d")
 
 
 _QUOTED_EMAIL_IN_TEXT = re.compile(r"'([^']*@[^']*)'")
 
 
 def scrub_personal_data(text: str) -> str:
-    """``text`` with every email address and phone-number-like run redacted.
+    """``text`` with every email address, phone-number-like run and URL credential redacted.
 
     Values quoted in a message ('...') are taken whole, so an address with a
     quoted or spaced local part is redacted entirely too.
     """
+    text = redact_url(text)
     text = _QUOTED_EMAIL_IN_TEXT.sub(lambda m: f"'{redact(m.group(1), 'email')}'", text)
     text = _EMAIL_IN_TEXT.sub(lambda m: redact(m.group(0), "email"), text)
     return _PHONE_IN_TEXT.sub(lambda m: redact(m.group(0), "mobile"), text)
 
 
-def redact_url(url: str) -> str:
-    """A webhook URL with the access token cut short and any userinfo hidden."""
-    url = re.sub(r"(?<=//)[^/?#]*@", "***@", url)
-    return re.sub(
-        r"(access_token=)([^&#]*)", lambda m: m.group(1) + redact(m.group(2), "token"), url
+_USERINFO = re.compile(r"(?<=//)[^/?#\s'\"]*@")
+_QUERY_OR_FRAGMENT = re.compile(r"[?#][^\s'\"]*")
+_URL_PATH = re.compile(r"(?<=://)([^/?#\s'\"]*)(/[^?#\s'\"]*)")
+# In a URL's path, a long run of token characters may be a credential.
+_TOKEN_RUN = re.compile(r"[A-Za-z0-9_~%+=-]{16,}")
+
+
+def redact_url(text: str) -> str:
+    """``text`` (a webhook URL, or a message holding one) with its credentials cut short.
+
+    Whatever a query parameter is called (``access_token``, ``Access_Token``,
+    ``access%5Ftoken``, ``token``) and however it is encoded, every value after
+    ``?``, ``&``, ``;`` or ``#`` is cut short, as are long parameter names and
+    fragments (which may be the token itself), long runs of token characters in
+    the path, and any userinfo before the host.
+    """
+    text = _USERINFO.sub("***@", text)
+    text = _URL_PATH.sub(
+        lambda m: m.group(1) + _TOKEN_RUN.sub(lambda t: redact(t.group(0), "token"), m.group(2)),
+        text,
     )
+    return _QUERY_OR_FRAGMENT.sub(lambda m: m.group(0)[0] + _redact_query(m.group(0)[1:]), text)
+
+
+def _redact_query(query: str) -> str:
+    pieces = re.split(r"([&;#])", query)
+    for index, piece in enumerate(pieces):
+        if index % 2 or not piece:
+            continue  # a separator, or nothing between two
+        name, eq, value = piece.partition("=")
+        if len(name) >= 16:
+            name = redact(name, "token")
+        pieces[index] = name + eq + (redact(value, "token") if value else "")
+    return "".join(pieces)
 
 
 def _redact_mobile(value: str) -> str:
@@ -408,6 +499,60 @@ def _verdict(problems: list[Problem], claims: list[Claim], normalized: dict[str,
     if problems:
         return Verdict(problems=tuple(problems), reason=Reason.INVALID_SPEC)
     return Verdict(claims=tuple(claims), normalized=normalized)
+
+
+# Characters that make text lie about itself: controls (NUL, newline, escape),
+# invisible formatting (zero-width spaces, bidi overrides such as U+202E that
+# reverse a `kubectl get` column) and line or paragraph separators.
+UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs"})
+UNSAFE_CHARACTERS_REASON = (
+    "must not contain control or invisible formatting characters"
+    " (NUL, newlines, zero-width spaces, bidi overrides)"
+)
+
+
+def unsafe_characters(text: str) -> list[str]:
+    """The control and format characters in ``text``, described (``U+202E RIGHT-TO-LEFT
+    OVERRIDE``), in order of appearance, each once."""
+    found: dict[str, str] = {}
+    for ch in text:
+        if ch not in found and unicodedata.category(ch) in UNSAFE_CATEGORIES:
+            name = unicodedata.name(ch, "")
+            found[ch] = f"U+{ord(ch):04X}" + (f" {name}" if name else "")
+    return list(found.values())
+
+
+def _text_problems(spec: Mapping[str, Any], keys: Iterable[str]) -> list[Problem]:
+    """Control or format characters in the text fields that have the right type."""
+    problems = []
+    for key in keys:
+        value = spec.get(key)
+        bad = unsafe_characters(value) if isinstance(value, str) else []
+        if bad:
+            problems.append(Problem(
+                f"spec.{key}", value, f"{UNSAFE_CHARACTERS_REASON}; found {', '.join(bad)}"
+            ))
+    return problems
+
+
+def _blank_beside(spec: Mapping[str, Any], key: str, other: str) -> Problem | None:
+    """A blank ``spec[key]`` next to a filled-in ``spec[other]``: a channel that would be
+    silently dropped (when both are blank, the contact has neither, which is reported)."""
+    value, beside = spec.get(key), spec.get(other)
+    if isinstance(value, str) and not value.strip() and isinstance(beside, str) and beside.strip():
+        return Problem(
+            f"spec.{key}", value,
+            f"is empty: fill it in, or remove the field if this contact has no {key}"
+            f" (spec.{other} alone is enough)",
+        )
+    return None
+
+
+def display_name(spec: Mapping[str, Any], name: str) -> str:
+    """What to call an object: its spec.displayName, or metadata.name when that is
+    absent or blank (as the API reference says)."""
+    value = spec.get("displayName")
+    return value.strip() if isinstance(value, str) and value.strip() else name
 
 
 def _present_text(spec: Mapping[str, Any], key: str, bad_fields: set[str]) -> str | None:

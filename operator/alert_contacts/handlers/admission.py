@@ -6,7 +6,7 @@ duplicates, the same messages. Refusals are 4xx (422 invalid, 409 duplicate,
 "still starting" is a 503, because retrying is the right answer to it (GitOps
 tools do so on their next sync). Concurrent requests can both pass here; the
 reconciler is the authority and settles them. The pure decision is
-``domain.admission.admit_claimant``.
+``domain.admission.admit_claimant``, asking the reconciler's decision engine.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import kopf
 
 from alert_contacts import metrics
 from alert_contacts.domain.admission import admit_claimant
-from alert_contacts.domain.groups import evaluate_group
+from alert_contacts.domain.groups import evaluate_group, member_refs
 from alert_contacts.domain.plan import bot_verdict
 from alert_contacts.domain.records import ObjectRecord, record_of
 from alert_contacts.domain.types import GROUP, VERSION, Verdict
@@ -65,7 +65,8 @@ def _admit_claimant(
 ) -> None:
     reconciler = _reconciler(memo, kind)
     settings = reconciler.settings
-    secrets = reconciler.indices.secret_index()
+    engine = reconciler.engine
+    secrets = engine.secret_index()
 
     def verdict_of(record: ObjectRecord) -> Verdict:
         if kind == "Contact":
@@ -84,8 +85,7 @@ def _admit_claimant(
         verdict_of(record),
         verdict_of(record_of(kind, old)) if old else None,
         record.ref,
-        record.created if old and record.created else None,
-        reconciler.indices.candidates(settings, secrets),
+        engine,
         settings.quota,
     )
     warnings.extend(decision.warnings)
@@ -104,7 +104,9 @@ def _admit_group(
     if reconciler.synced.is_set():
         record: ObjectRecord = record_of("ContactGroup", body)
         # Readiness does not matter for this warning: existence does.
-        existing = dict.fromkeys(reconciler.indices.claimant_refs(), True)
+        engine = reconciler.engine
+        members = member_refs(record.ref.namespace, record.spec)
+        existing = {ref: True for ref in members if ref in engine}
         group = evaluate_group(record.ref.namespace, record.spec, existing)
         if group.missing:
             warnings.append(

@@ -1,6 +1,9 @@
-"""Operator startup: settings, the webhook server, the API client and the reconcile loop.
+"""Operator startup: settings, the webhook server, the API client, the watches and the
+reconcile loop.
 
 Everything configurable is read here, once; nothing is read at import time.
+kopf runs no watch of ours: ``runtime.watch`` lists and watches every kind into
+``runtime.store`` (kopf's per-object indexes cost quadratic time at start).
 Peering is off (``standalone``): run exactly one replica (the chart's
 Deployment uses the Recreate strategy), because two reconcilers would race
 on status writes.
@@ -21,7 +24,9 @@ from alert_contacts import metrics
 from alert_contacts.runtime.certs import write_self_signed
 from alert_contacts.runtime.kube import Kube, load_client
 from alert_contacts.runtime.options import RunOptions
-from alert_contacts.runtime.reconciler import Indices, Reconciler
+from alert_contacts.runtime.reconciler import Reconciler
+from alert_contacts.runtime.store import Store
+from alert_contacts.runtime.watch import start_watches
 
 logger = logging.getLogger(__name__)
 
@@ -43,15 +48,7 @@ def _webhook_server(options: RunOptions) -> kopf.WebhookServer:
 
 
 @kopf.on.startup()
-async def configure(
-    settings: kopf.OperatorSettings,
-    memo: kopf.Memo,
-    contacts_index: kopf.Index[Any, Any],
-    bots_index: kopf.Index[Any, Any],
-    groups_index: kopf.Index[Any, Any],
-    secrets_index: kopf.Index[Any, Any],
-    **_: Any,
-) -> None:
+async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     options: RunOptions = memo.options
     memo.settings = options.settings
     # kopf posts Kubernetes Events for its own per-object log lines; ours are
@@ -64,22 +61,21 @@ async def configure(
     if options.metrics_port:
         metrics.serve(options.metrics_port)
 
-    indices = Indices(contacts_index, bots_index, groups_index, secrets_index)
-    memo.reconciler = Reconciler(indices, options.settings, Kube(load_client()))
-    memo.reconcile_task = asyncio.create_task(memo.reconciler.run(), name="reconcile loop")
+    # The operator's one API client; ``memo.kube.request`` serves any call beyond
+    # watches, status and Events (a Lease, for instance).
+    memo.kube = Kube(await load_client())
+    store = Store(options.settings)
+    memo.reconciler = Reconciler(store, options.settings, memo.kube)
+    store.listen(memo.reconciler.on_change)
+    memo.tasks = [
+        *start_watches(memo.kube, store),
+        asyncio.create_task(memo.reconciler.run(), name="reconcile loop"),
+    ]
     logger.info(
         "alert-contacts operator starting: quota %d, default region %s, DingTalk hosts %s, "
         "webhook %s", options.settings.quota, options.settings.default_region,
         ",".join(options.settings.dingtalk_hosts), options.webhook,
     )
-
-
-@kopf.on.event("", "v1", "namespaces")
-async def indexes_complete(memo: kopf.Memo, **_: Any) -> None:
-    """kopf runs no resource handler until every index holds its initial listing,
-    and a cluster always has namespaces: the first namespace event marks our
-    view complete, for the reconciler and for admission."""
-    memo.reconciler.synced.set()
 
 
 # A change waiting this long for a reconcile pass means the loop is stuck.
@@ -88,12 +84,12 @@ STALL_LIMIT_SECONDS = 60.0
 
 @kopf.on.probe(id="synced")
 async def synced_probe(memo: kopf.Memo, **_: Any) -> bool:
-    """/healthz answers 500 until the indexes are complete (readiness keeps
-    admission requests away from a pod that would refuse them with 503) and
-    when the reconcile loop is stuck (liveness restarts the pod)."""
+    """/healthz answers 500 until the store holds every kind's initial listing
+    (readiness keeps admission requests away from a pod that would refuse them
+    with 503) and when the reconcile loop is stuck (liveness restarts the pod)."""
     reconciler: Reconciler = memo.reconciler
     if not reconciler.synced.is_set():
-        raise kopf.PermanentError("not synced yet: the initial listing is not indexed")
+        raise kopf.PermanentError("not synced yet: the initial listing is not in the store")
     stalled = reconciler.stalled_for()
     if stalled > STALL_LIMIT_SECONDS:
         raise kopf.PermanentError(f"a change has waited {stalled:.0f}s for a reconcile pass")
@@ -102,7 +98,11 @@ async def synced_probe(memo: kopf.Memo, **_: Any) -> bool:
 
 @kopf.on.cleanup()
 async def stop(memo: kopf.Memo, **_: Any) -> None:
-    task: asyncio.Task[None] = memo.reconcile_task
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    tasks: list[asyncio.Task[None]] = memo.tasks
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    kube: Kube = memo.kube
+    await kube.close()

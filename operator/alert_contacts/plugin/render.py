@@ -15,6 +15,7 @@ import yaml
 
 from alert_contacts.domain.conditions import READY, find_condition
 from alert_contacts.domain.types import GROUP
+from alert_contacts.domain.validation import display_name
 
 Output = Literal["table", "json", "yaml", "name"]
 OUTPUTS: tuple[Output, ...] = ("table", "json", "yaml", "name")
@@ -72,15 +73,23 @@ def sort_key(obj: Mapping[str, Any]) -> tuple[str, str, str]:
     )
 
 
+def _key(obj: Mapping[str, Any], field: str) -> Any:
+    # The normalised value, as `kubectl get` shows it (two spellings of one number
+    # look alike); the value as written until the operator has normalised it.
+    return _get(obj, "status", "normalized", field) or _get(obj, "spec", field)
+
+
 def row(obj: Mapping[str, Any], now: datetime) -> tuple[str, ...]:
     """One table row of a Contact or DingTalkBot (bots show no mobile or email)."""
     ready = ready_condition(obj)
+    name = str(_get(obj, "metadata", "name") or "")
+    spec = obj.get("spec")
     return (
         _cell(obj.get("kind")),
-        _cell(_get(obj, "metadata", "name")),
-        _cell(_get(obj, "spec", "displayName")),
-        _cell(_get(obj, "spec", "mobile")),
-        _cell(_get(obj, "spec", "email")),
+        _cell(name),
+        _cell(display_name(spec if isinstance(spec, Mapping) else {}, name)),
+        _cell(_key(obj, "mobile")),
+        _cell(_key(obj, "email")),
         _cell(ready.get("status")),
         _cell(ready.get("reason")),
         age(_get(obj, "metadata", "creationTimestamp"), now),

@@ -9,6 +9,13 @@ files, a group member defined elsewhere. Other kinds of objects are skipped,
 except Secrets, which bots may reference: only Opaque ones, decoded as the
 operator decodes them (``alert_contacts.domain.records.secret_data``).
 
+Files are read as kubectl reads them (``KubectlLoader``): plain scalars are
+typed by the rules of sigs.k8s.io/yaml (go-yaml v2), not PyYAML's YAML 1.1, so
+``12:30:00`` and ``2024-01-01`` stay strings while ``1e3``, ``0o17`` and ``y`` do
+not; and metadata is checked as the API server checks it (name, namespace,
+labels, annotations). The verdict is then the one ``kubectl apply
+--dry-run=server`` gives.
+
 Every finding names the file and line, the object, the field, the value and
 the reason, compiler-style, so CI logs link straight to the line.
 """
@@ -23,16 +30,17 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from yaml.nodes import MappingNode, Node, SequenceNode
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from alert_contacts.domain.decisions import Decision, decide, describe_claim
 from alert_contacts.domain.groups import member_label, member_refs
-from alert_contacts.domain.records import secret_data
+from alert_contacts.domain.records import secret_data, secret_value
 from alert_contacts.domain.types import (
     API_VERSION,
     GROUP,
     Candidate,
     Claim,
+    NotOpaque,
     ObjectRef,
     Problem,
     Reason,
@@ -157,10 +165,91 @@ def read_sources(
     return sources
 
 
+# ---------------------------------------------------------------- YAML as kubectl reads it
+
+_GO_TRUE = frozenset({"y", "Y", "yes", "Yes", "YES", "true", "True", "TRUE", "on", "On", "ON"})
+_GO_FALSE = frozenset({"n", "N", "no", "No", "NO", "false", "False", "FALSE", "off", "Off", "OFF"})
+_GO_NULL = frozenset({"", "~", "null", "Null", "NULL"})
+_GO_SPECIAL_FLOATS = {
+    **dict.fromkeys((".nan", ".NaN", ".NAN"), float("nan")),
+    **dict.fromkeys((".inf", ".Inf", ".INF", "+.inf", "+.Inf", "+.INF"), float("inf")),
+    **dict.fromkeys(("-.inf", "-.Inf", "-.INF"), float("-inf")),
+}
+_GO_FLOAT = re.compile(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?")
+_PLAIN = "tag:alert-contacts:plain"  # a plain scalar, typed by go_scalar when constructed
+
+
+def _go_int(text: str) -> int | None:
+    """strconv.ParseInt(text, 0, 64), then ParseUint: decimal, 0x, 0o, 0b and 0-octal."""
+    sign, body = (-1 if text[:1] == "-" else 1), text.lstrip("+-")
+    if len(text) - len(body) > 1 or not body:
+        return None
+    prefix = body[:2].lower()
+    if prefix in ("0x", "0o", "0b"):
+        digits, base = body[2:], {"0x": 16, "0o": 8, "0b": 2}[prefix]
+    elif body.startswith("0") and len(body) > 1:
+        digits, base = body[1:], 8
+    else:
+        digits, base = body, 10
+    if not digits or any(ch not in "0123456789abcdef"[:base] for ch in digits.lower()):
+        return None
+    value = sign * int(digits, base)
+    if -(2**63) <= value < 2**63 or (text[0].isdigit() and value < 2**64):
+        return value
+    return None
+
+
+def go_scalar(text: str) -> Any:
+    """The value of a plain (unquoted) YAML scalar as kubectl reads it.
+
+    sigs.k8s.io/yaml (go-yaml v2, into interface{}) knows null, the YAML 1.1
+    booleans (``y``, ``yes``, ``on``...), Go integer literals (``0o17``, ``0x1F``,
+    ``0755``, ``1_000``), floats with or without a dot (``1e3``) and
+    ``.inf``/``.nan``; everything else, timestamps and sexagesimal ``12:30:00``
+    included, is a string. Integral floats become ints, as they do on their way
+    through JSON to the API server.
+    """
+    if text in _GO_NULL:
+        return None
+    if text in _GO_TRUE:
+        return True
+    if text in _GO_FALSE:
+        return False
+    if text in _GO_SPECIAL_FLOATS:
+        return _GO_SPECIAL_FLOATS[text]
+    if text[0] not in "+-.0123456789":
+        return text
+    plain = text.replace("_", "")
+    number = _go_int(plain)
+    if number is not None:
+        return number
+    if _GO_FLOAT.fullmatch(plain):
+        value = float(plain)
+        if value in (float("inf"), float("-inf")):
+            return text  # out of range for a float64: go-yaml keeps the text
+        return int(value) if value.is_integer() else value
+    return text
+
+
+class KubectlLoader(yaml.SafeLoader):
+    """PyYAML's safe loader with plain scalars typed as kubectl types them (``go_scalar``)."""
+
+    def resolve(self, kind: type[Node], value: Any, implicit: tuple[bool, bool]) -> str:
+        if kind is ScalarNode and implicit[0] and value != "<<":
+            return _PLAIN
+        return str(super().resolve(kind, value, implicit))  # type: ignore[no-untyped-call]
+
+    def construct_plain(self, node: ScalarNode) -> Any:
+        return go_scalar(str(self.construct_scalar(node)))
+
+
+KubectlLoader.add_constructor(_PLAIN, KubectlLoader.construct_plain)
+
+
 def parse(path: str, text: str) -> tuple[list[Document], list[Finding]]:
     """The objects in a multi-document YAML (or JSON) text; ``kind: List`` is unpacked."""
     documents: list[Document] = []
-    loader = yaml.SafeLoader(text)
+    loader = KubectlLoader(text)
     try:
         while loader.check_node():
             node = loader.get_node()
@@ -229,24 +318,16 @@ def field_line(node: Node, field_path: str) -> int:
 # ---------------------------------------------------------------- checking
 
 
-def _secrets(
-    documents: list[Document],
-) -> tuple[dict[tuple[str, str], dict[str, str]], dict[tuple[str, str], str]]:
+def _secrets(documents: list[Document]) -> dict[tuple[str, str], dict[str, str]]:
     """Secrets among the files, by (namespace, name): what the operator keeps of each
-    Opaque one (``secret_data``, as handlers/secrets.py), and the type of each other
-    one, which the operator does not read."""
+    (``secret_data``, as handlers/secrets.py: of a Secret of another type than
+    Opaque, only its type)."""
     found: dict[tuple[str, str], dict[str, str]] = {}
-    ignored: dict[tuple[str, str], str] = {}
     for doc in documents:
         if doc.kind != "Secret" or doc.body.get("apiVersion") != "v1":
             continue
-        where = (doc.ref.namespace, doc.ref.name)
-        secret_type = doc.body.get("type", "Opaque")
-        if secret_type != "Opaque":
-            ignored[where] = str(secret_type)
-            continue
-        found[where] = secret_data(_as_stored(doc.body))
-    return found, ignored
+        found[(doc.ref.namespace, doc.ref.name)] = secret_data(_as_stored(doc.body))
+    return found
 
 
 def _as_stored(body: Mapping[str, Any]) -> dict[str, Any]:
@@ -281,7 +362,7 @@ class Validator:
         self.documents = documents
         self.settings = settings
         self.report = Report()
-        self._secrets, self._ignored_secrets = _secrets(documents)
+        self._secrets = _secrets(documents)
 
     def _add(self, severity: Severity, doc: Document, problem: Problem, reason: str = "") -> None:
         message = problem.message if problem.field else problem.reason
@@ -297,9 +378,10 @@ class Validator:
             if not self._is_ours(doc):
                 continue
             self.report.checked[doc.kind] = self.report.checked.get(doc.kind, 0) + 1
-            if not doc.ref.name:
-                self._add("error", doc, Problem(
-                    "metadata.name", None, "is required (kubectl apply needs a name)"))
+            metadata = metadata_problems(doc.body.get("metadata"))
+            for problem in metadata:
+                self._add("error", doc, problem)
+            if metadata:
                 continue
             if doc.ref in seen:
                 self._add("error", doc, Problem(
@@ -349,20 +431,8 @@ class Validator:
                     f"{_ref_text(spec, problem.field)} is not in the given files, so it was not "
                     "checked offline; the operator checks it in the cluster"))
             else:
-                self._add("error", doc, self._explain(doc, spec, problem), verdict.reason)
+                self._add("error", doc, problem, verdict.reason)
         return verdict if verdict.valid else None
-
-    def _explain(self, doc: Document, spec: Mapping[str, Any], problem: Problem) -> Problem:
-        """``problem``, saying why when it names a non-Opaque Secret of the files."""
-        if problem.value is not None or problem.field not in SECRET_REF_FIELDS:
-            return problem
-        ref = _ref_at(spec, problem.field)
-        name = ref.get("name") if isinstance(ref, Mapping) else None
-        secret_type = self._ignored_secrets.get((doc.ref.namespace, str(name)))
-        if secret_type is None:
-            return problem
-        return Problem(problem.field, None, f"{problem.reason}; Secret {name!r} in the files has "
-                       f"type {secret_type!r}, and the operator reads only Opaque Secrets")
 
     def _bot_verdict(
         self, doc: Document, spec: Mapping[str, Any]
@@ -370,10 +440,8 @@ class Validator:
         missing: set[tuple[str, str]] = set()
         namespace = doc.ref.namespace
 
-        def resolve(name: str, key: str) -> str | None:
-            if (namespace, name) in self._ignored_secrets:
-                return None  # in the files, but the operator reads only Opaque Secrets
-            value = self._secrets.get((namespace, name), {}).get(key)
+        def resolve(name: str, key: str) -> str | NotOpaque | None:
+            value = secret_value(self._secrets.get((namespace, name)), key)
             if value is None:
                 missing.add((name, key))
             return value
@@ -419,6 +487,77 @@ class Validator:
                         f"{member_label(ref)} is not defined in the given files; the group "
                         f"reports it as missing ({Reason.MEMBERS_MISSING}) unless it exists in "
                         "the cluster"))
+
+
+# ---------------------------------------------------------------- metadata, as the API server
+
+_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+_DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+_QUALIFIED_NAME = re.compile(r"([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]")
+_SUBDOMAIN_RULE = (
+    "must be a lowercase RFC 1123 subdomain: lower-case letters, digits, '-' and '.', starting"
+    " and ending with a letter or digit, at most 253 characters"
+)
+_LABEL_RULE = (
+    "must be a lowercase RFC 1123 label: lower-case letters, digits and '-', starting and"
+    " ending with a letter or digit, at most 63 characters"
+)
+_QUALIFIED_RULE = (
+    "must be a qualified name: an optional DNS subdomain prefix and '/', then at most 63"
+    " letters, digits, '-', '_' or '.', starting and ending with a letter or digit"
+)
+_LABEL_VALUE_RULE = (
+    "must be empty or at most 63 letters, digits, '-', '_' or '.', starting and ending with"
+    " a letter or digit"
+)
+
+
+def _qualified_name(key: str) -> bool:
+    prefix, slash, name = key.rpartition("/")
+    if slash and not (len(prefix) <= 253 and _DNS_SUBDOMAIN.fullmatch(prefix)):
+        return False
+    return len(name) <= 63 and bool(_QUALIFIED_NAME.fullmatch(name))
+
+
+def metadata_problems(metadata: Any) -> list[Problem]:
+    """What the API server would refuse in an object's metadata (kubectl apply needs a name)."""
+    if metadata is None:
+        return [Problem("metadata.name", None, "is required (kubectl apply needs a name)")]
+    if not isinstance(metadata, Mapping):
+        return [Problem("metadata", None, "must be an object")]
+    problems: list[Problem] = []
+    name, namespace = metadata.get("name"), metadata.get("namespace")
+    if name is None or name == "":
+        problems.append(Problem("metadata.name", None, "is required (kubectl apply needs a name)"))
+    elif not isinstance(name, str):
+        problems.append(Problem("metadata.name", str(name), "must be a string (quote it in YAML)"))
+    elif len(name) > 253 or not _DNS_SUBDOMAIN.fullmatch(name):
+        problems.append(Problem("metadata.name", name, _SUBDOMAIN_RULE))
+    if namespace is not None and namespace != "":
+        if not isinstance(namespace, str):
+            problems.append(Problem("metadata.namespace", str(namespace),
+                                    "must be a string (quote it in YAML)"))
+        elif len(namespace) > 63 or not _DNS_LABEL.fullmatch(namespace):
+            problems.append(Problem("metadata.namespace", namespace, _LABEL_RULE))
+    for field_name in ("labels", "annotations"):
+        entries = metadata.get(field_name)
+        if entries is None:
+            continue
+        if not isinstance(entries, Mapping):
+            problems.append(Problem(f"metadata.{field_name}", None, "must be an object"))
+            continue
+        for key, value in entries.items():
+            where = f"metadata.{field_name}.{key}"
+            if not isinstance(key, str) or not _qualified_name(key):
+                problems.append(Problem(where, None, f"the key {_QUALIFIED_RULE}"))
+            if not isinstance(value, str):
+                shown = None if value is None else str(value).lower()
+                problems.append(Problem(where, shown, "must be a string (quote it in YAML)"))
+            elif field_name == "labels" and value and (
+                len(value) > 63 or not _QUALIFIED_NAME.fullmatch(value)
+            ):
+                problems.append(Problem(where, value, _LABEL_VALUE_RULE))
+    return problems
 
 
 def _quota_text(decision: Decision, quota: int) -> str:

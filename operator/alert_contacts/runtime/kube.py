@@ -1,20 +1,34 @@
-"""The few places that talk to the Kubernetes API outside kopf's own machinery.
+"""The operator's own calls to the Kubernetes API: list/watch, status writes, Events.
 
-kopf watches and indexes our objects; writing one object's status because
-*another* object changed (a duplicate's owner was deleted, quota freed up) is
-outside what a kopf handler can patch, so those writes go through here.
-The ``kubernetes`` client is synchronous: every call runs in a worker thread.
+kopf serves admission, probes and startup/cleanup; the bulk of the traffic
+(watching every Contact, DingTalkBot, ContactGroup and Secret, and
+writing statuses) goes through this one asynchronous client.
+
+Why ``kubernetes_asyncio`` and raw JSON: it loads kubeconfig (client
+certificates, tokens, exec plugins) and the in-cluster service account
+(re-reading the projected token as it rotates), and sends requests over one
+aiohttp connection pool; no thread pool caps the number of requests in
+flight, as ``asyncio.to_thread`` around the synchronous client did. Its
+generated models are not used: ``call_api(..., _preload_content=False)``
+returns the aiohttp response, which is read as JSON (a LIST of 50,000
+objects never becomes 50,000 model instances). ``request`` is the generic
+entry point for any other API call the operator needs (a Lease, say).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
+import json
 import logging
+import os
+from collections.abc import AsyncIterable, AsyncIterator, Mapping
 from typing import Any
 
-import kubernetes
-from kubernetes.client.exceptions import ApiException
+import aiohttp
+import kubernetes_asyncio.client as k8s_client
+import kubernetes_asyncio.config as k8s_config
 
 from alert_contacts.domain.types import GROUP, VERSION, ObjectRef
 
@@ -24,45 +38,157 @@ logger = logging.getLogger(__name__)
 REQUEST_TIMEOUT = (5, 30)
 PLURALS = {"Contact": "contacts", "DingTalkBot": "dingtalkbots", "ContactGroup": "contactgroups"}
 COMPONENT = "alert-contacts-operator"
+# Every write names the operator, so managedFields say who set the status.
+FIELD_MANAGER = COMPONENT
+# Connections to the API server: one long-lived watch per kind plus writes.
+# Writes in flight are bounded below that, so a burst of thousands of status
+# writes queues here instead of holding every watch's connection hostage.
+CONNECTIONS = 64
+WRITES_IN_FLIGHT = 48
 
 
-def load_client() -> kubernetes.client.ApiClient:
+class ApiError(Exception):
+    """An API answer outside 2xx. ``message`` is the API's own text: it may quote
+    field values (an email), so log ``str(error)`` (status and reason), not it."""
+
+    def __init__(self, status: int, reason: str, message: str = "", retry_after: float = 0.0):
+        super().__init__(f"HTTP {status} {reason}")
+        self.status = status
+        self.reason = reason
+        self.message = message
+        self.retry_after = retry_after
+
+
+async def load_client() -> k8s_client.ApiClient:
     """A client for the same cluster kopf talks to: in-cluster, else KUBECONFIG."""
+    configuration = k8s_client.Configuration()
     try:
-        kubernetes.config.load_incluster_config()  # type: ignore[no-untyped-call]
-    except kubernetes.config.ConfigException:
-        kubernetes.config.load_kube_config()  # type: ignore[no-untyped-call]
-    return kubernetes.client.ApiClient()
+        k8s_config.load_incluster_config(  # type: ignore[no-untyped-call]
+            client_configuration=configuration
+        )
+    except k8s_config.ConfigException:
+        # The library reads KUBECONFIG when imported; read it now, when it is asked for.
+        await k8s_config.load_kube_config(
+            config_file=os.environ.get("KUBECONFIG"), client_configuration=configuration
+        )
+    configuration.connection_pool_maxsize = CONNECTIONS
+    api = k8s_client.ApiClient(configuration)
+    api.user_agent = COMPONENT
+    return api
 
 
 def describe_error(error: BaseException) -> str:
     """An API error for logs: status and reason, never the bodies (they hold field values)."""
-    if isinstance(error, ApiException):
-        return f"HTTP {error.status} {error.reason}"
+    if isinstance(error, ApiError):
+        return str(error)
     return type(error).__name__
 
 
-class Kube:
-    """Status writes and Events, bounded in concurrency."""
+def custom_path(kind: str, namespace: str | None = None, name: str | None = None) -> str:
+    """The API path of our objects of ``kind``: all, a namespace's, or one."""
+    path = f"/apis/{GROUP}/{VERSION}"
+    if namespace is not None:
+        path += f"/namespaces/{namespace}"
+    path += f"/{PLURALS[kind]}"
+    return path if name is None else f"{path}/{name}"
 
-    def __init__(self, api: kubernetes.client.ApiClient, concurrency: int = 8) -> None:
-        self._custom = kubernetes.client.CustomObjectsApi(api)
-        self._core = kubernetes.client.CoreV1Api(api)
-        self._limit = asyncio.Semaphore(concurrency)
+
+def _retry_after(headers: Mapping[str, str]) -> float:
+    try:
+        return float(headers.get("Retry-After", "0"))
+    except ValueError:
+        return 0.0
+
+
+async def _raise_for_status(response: aiohttp.ClientResponse) -> None:
+    if response.status < 400:
+        return
+    raw = await response.read()
+    message = ""
+    with contextlib.suppress(ValueError, AttributeError):
+        message = str(json.loads(raw).get("message", ""))
+    raise ApiError(response.status, response.reason or "", message, _retry_after(response.headers))
+
+
+class Kube:
+    """Asynchronous API access: a generic ``request``, list pages, watch streams,
+    status merge patches and Events."""
+
+    def __init__(self, api: k8s_client.ApiClient) -> None:
+        self._api = api
+        self._writes = asyncio.Semaphore(WRITES_IN_FLIGHT)
+
+    async def close(self) -> None:
+        await self._api.close()
+
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        query: Mapping[str, Any] | None,
+        body: Any,
+        content_type: str,
+        request_timeout: Any,
+    ) -> aiohttp.ClientResponse:
+        response: aiohttp.ClientResponse = await self._api.call_api(
+            path, method,
+            query_params=list((query or {}).items()),
+            header_params={"Content-Type": content_type, "Accept": "application/json"},
+            body=body,
+            auth_settings=["BearerToken"],
+            _preload_content=False,
+            _request_timeout=request_timeout,
+        )
+        return response
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: Mapping[str, Any] | None = None,
+        body: Any = None,
+        content_type: str = "application/json",
+        request_timeout: Any = REQUEST_TIMEOUT,
+    ) -> Any:
+        """Any API call: the parsed JSON answer, or ``ApiError`` for a non-2xx one.
+
+        For example ``await kube.request("GET", "/apis/coordination.k8s.io/v1/"
+        "namespaces/ns/leases/name")``; a write should carry
+        ``query={"fieldManager": FIELD_MANAGER}``.
+        """
+        response = await self._call(method, path, query, body, content_type, request_timeout)
+        async with response:
+            await _raise_for_status(response)
+            raw = await response.read()
+        return json.loads(raw) if raw else None
+
+    @contextlib.asynccontextmanager
+    async def stream(
+        self, path: str, query: Mapping[str, Any], read_timeout: float
+    ) -> AsyncIterator[AsyncIterable[bytes]]:
+        """A GET whose answer is read line by line (a watch); ``ApiError`` for non-2xx."""
+        response = await self._call(
+            "GET", path, query, None, "application/json",
+            aiohttp.ClientTimeout(connect=REQUEST_TIMEOUT[0], sock_read=read_timeout),
+        )
+        async with response:
+            await _raise_for_status(response)
+            yield response.content
 
     async def patch_status(self, ref: ObjectRef, patch: dict[str, Any]) -> bool:
         """Merge-patch the status subresource; False when the object is gone."""
-        async with self._limit:
-            try:
-                await asyncio.to_thread(
-                    self._custom.patch_namespaced_custom_object_status,
-                    GROUP, VERSION, ref.namespace, PLURALS[ref.kind], ref.name, patch,
-                    _request_timeout=REQUEST_TIMEOUT,
+        try:
+            async with self._writes:
+                await self.request(
+                    "PATCH", custom_path(ref.kind, ref.namespace, ref.name) + "/status",
+                    query={"fieldManager": FIELD_MANAGER}, body=patch,
+                    content_type="application/merge-patch+json",
                 )
-            except ApiException as e:
-                if e.status == 404:
-                    return False  # deleted meanwhile: nothing to report on
-                raise
+        except ApiError as e:
+            if e.status == 404:
+                return False  # deleted meanwhile: nothing to report on
+            raise
         return True
 
     async def post_event(
@@ -70,6 +196,7 @@ class Kube:
     ) -> None:
         now = datetime.datetime.now(datetime.UTC)
         body: Any = {
+            "apiVersion": "v1", "kind": "Event",
             "metadata": {"generateName": f"{ref.name}.", "namespace": ref.namespace},
             "involvedObject": {
                 "apiVersion": f"{GROUP}/{VERSION}", "kind": ref.kind,
@@ -85,12 +212,12 @@ class Kube:
             "lastTimestamp": now.isoformat(),
             "count": 1,
         }
-        async with self._limit:
-            try:
-                await asyncio.to_thread(
-                    self._core.create_namespaced_event, ref.namespace, body,
-                    _request_timeout=REQUEST_TIMEOUT,
+        try:
+            async with self._writes:
+                await self.request(
+                    "POST", f"/api/v1/namespaces/{ref.namespace}/events",
+                    query={"fieldManager": FIELD_MANAGER}, body=body,
                 )
-            except Exception as e:
-                # An Event is a courtesy; losing one must not stop status from converging.
-                logger.warning("could not post an event for %s: %s", ref, describe_error(e))
+        except (TimeoutError, ApiError, aiohttp.ClientError) as e:
+            # An Event is a courtesy; losing one must not stop status from converging.
+            logger.warning("could not post an event for %s: %s", ref, describe_error(e))

@@ -33,7 +33,8 @@ _ENV_FLAGS: dict[str, tuple[str, str, str]] = {
     "--default-region": ("ALERT_CONTACTS_DEFAULT_REGION", "CN",
                          "region for mobile numbers written without a country code"),
     "--dingtalk-hosts": ("ALERT_CONTACTS_DINGTALK_HOSTS", "oapi.dingtalk.com",
-                         "comma-separated hosts allowed in DingTalk webhook URLs (https only)"),
+                         "comma-separated hosts allowed in DingTalk webhook URLs (https only);"
+                         " host:port allows only that port for the host"),
     "--webhook": ("ALERT_CONTACTS_WEBHOOK", "local",
                   "local: serve on 127.0.0.1 with generated certificates and manage the "
                   "ValidatingWebhookConfiguration; service: serve on 0.0.0.0 with "

@@ -1,9 +1,12 @@
 """The reconcile loop: the authority on uniqueness, quota and group membership.
 
-Every watch event only marks the cluster dirty; one loop then recomputes the
-pure ``plan_status`` over everything the indexes hold and writes the
-difference. Bursts coalesce (events arriving during a pass cause exactly one
-more pass), and a pass over objects that already agree writes nothing.
+Every change the store takes in (``runtime.store``: the initial listing, then
+each watch event) goes through ``apply(kind, old, new)`` into the decision
+engine (``domain.engine``), which returns the refs whose desired status may
+have changed; those are marked dirty and woken up. One loop then writes the
+difference for the dirty refs only. Bursts coalesce (changes arriving during
+a pass cause exactly one more pass), and a pass over objects that already
+agree writes nothing.
 """
 
 from __future__ import annotations
@@ -11,71 +14,65 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from alert_contacts import metrics
 from alert_contacts.domain.conditions import now_rfc3339
-from alert_contacts.domain.plan import Plan, SecretIndex, StatusWrite, candidates, plan_status
-from alert_contacts.domain.records import ObjectRecord
-from alert_contacts.domain.types import Candidate, ObjectRef
+from alert_contacts.domain.engine import DecisionEngine
+from alert_contacts.domain.plan import Plan, StatusWrite
+from alert_contacts.domain.tenure import precise_now
+from alert_contacts.domain.types import ObjectRef
 from alert_contacts.runtime.kube import Kube, describe_error
+from alert_contacts.runtime.store import Record, Store
 from alert_contacts.settings import Settings
 
 logger = logging.getLogger(__name__)
 
-
-def _values(index: Mapping[Any, Iterable[Any]]) -> Iterator[Any]:
-    for store in index.values():
-        yield from store
-
-
-@dataclass
-class Indices:
-    """Live views of kopf's indexes (kopf keeps them current from the watches)."""
-
-    contacts: Mapping[Any, Iterable[ObjectRecord]]
-    bots: Mapping[Any, Iterable[ObjectRecord]]
-    groups: Mapping[Any, Iterable[ObjectRecord]]
-    secrets: Mapping[Any, Iterable[dict[str, str]]]
-
-    def secret_index(self) -> SecretIndex:
-        return {key: next(iter(store)) for key, store in self.secrets.items()}
-
-    def candidates(self, settings: Settings, secrets: SecretIndex | None = None) -> list[Candidate]:
-        return candidates(
-            _values(self.contacts), _values(self.bots),
-            self.secret_index() if secrets is None else secrets, settings,
-        )
-
-    def claimant_refs(self) -> set[ObjectRef]:
-        """Every existing Contact and DingTalkBot, valid or not."""
-        return {r.ref for r in (*_values(self.contacts), *_values(self.bots))}
-
-    def plan(self, settings: Settings) -> Plan:
-        return plan_status(
-            list(_values(self.contacts)), list(_values(self.bots)), list(_values(self.groups)),
-            self.secret_index(), settings, now_rfc3339(),
-        )
+# Refs planned between two yields to the event loop (about 50 ms of work).
+PLAN_CHUNK = 1000
 
 
 class Reconciler:
-    def __init__(self, indices: Indices, settings: Settings, kube: Kube) -> None:
-        self.indices = indices
+    def __init__(self, store: Store, settings: Settings, kube: Kube) -> None:
+        self.store = store
         self.settings = settings
         self.kube = kube
-        # Set once kopf's indexes hold the whole initial listing: before that, a
-        # pass (or an admission decision) would see a partial cluster.
-        self.synced = asyncio.Event()
+        self.engine = DecisionEngine(settings)
         self._dirty = asyncio.Event()
-        # Writes not yet seen back through the watch: (status seen, status written).
-        # A pass that runs before the echo arrives, on the same stale status, would
-        # write the same status again (with a newer lastTransitionTime) and post its
-        # Event twice. Once the watch shows anything else, the entry no longer matches.
-        self._in_flight: dict[str, tuple[Mapping[str, Any], dict[str, Any]]] = {}
+        self._dirty_refs: set[ObjectRef] = set()
+        # Writes not yet seen back through the watch: ref -> (status seen, status
+        # written, the tenure time it recorded). A pass that runs before the echo
+        # arrives, on the same stale status, would write the same status again (with
+        # newer times) and post its Event twice. Once the watch shows anything else,
+        # the entry no longer matches.
+        self._in_flight: dict[ObjectRef, tuple[Mapping[str, Any], dict[str, Any], str]] = {}
+        # (kind, Ready reason) of every object, for the metrics.
+        self._reason_of: dict[ObjectRef, tuple[str, str]] = {}
+        self._reasons: Counter[tuple[str, str]] = Counter()
         # Since when a change has waited for a pass to finish (None: nothing waits).
         self._waiting_since: float | None = None
+
+    # ------------------------------------------------------------ changes in
+
+    @property
+    def synced(self) -> asyncio.Event:
+        """Set once the store (and so the engine) holds every kind's initial listing:
+        before that, a pass or an admission decision would see a partial cluster."""
+        return self.store.synced
+
+    def apply(self, kind: str, old: Record | None, new: Record | None) -> None:
+        """The store's listener: one change, fed to the engine; what it touched is
+        marked dirty. Quick, never blocks (the pass runs in ``run``)."""
+        self.mark(self.engine.apply(kind, old, new))
+
+    on_change = apply
+
+    def mark(self, refs: Iterable[ObjectRef]) -> None:
+        self._dirty_refs.update(refs)
+        if self._dirty_refs:
+            self.poke()
 
     def poke(self) -> None:
         if self._waiting_since is None:
@@ -85,6 +82,8 @@ class Reconciler:
     def stalled_for(self) -> float:
         """Seconds a change has waited for a finished pass (0 when none waits)."""
         return 0.0 if self._waiting_since is None else time.monotonic() - self._waiting_since
+
+    # ------------------------------------------------------------ the loop
 
     async def run(self) -> None:
         await self.synced.wait()
@@ -103,22 +102,51 @@ class Reconciler:
                 await asyncio.sleep(1)
                 self.poke()
 
+    def plan(self, refs: Iterable[ObjectRef]) -> list[StatusWrite]:
+        """The writes the given refs need now (skipping ones already in flight)."""
+        now, since_now = now_rfc3339(), precise_now()
+        writes: list[StatusWrite] = []
+        for ref in sorted(refs):
+            record = self.engine.record(ref)
+            if record is None:
+                self._tally(ref, None)
+                self._in_flight.pop(ref, None)
+                continue
+            self._tally(ref, (ref.kind, str(self.engine.reason(ref))))
+            flight = self._in_flight.get(ref)
+            # Our last write has not come back through the watch yet: plan on the
+            # times it recorded, so an unchanged decision is not written twice.
+            unechoed = flight if flight is not None and flight[0] == record.status else None
+            stamp = unechoed[2] if unechoed is not None else since_now
+            write = self.engine.write_for(ref, now, stamp)
+            if write is None:
+                self._in_flight.pop(ref, None)
+            elif unechoed is None or unechoed[1] != write.desired:
+                writes.append(write)
+                self._in_flight[ref] = (write.seen, write.desired, stamp)
+        return writes
+
     async def reconcile_once(self) -> None:
         started = time.perf_counter()
-        plan = self.indices.plan(self.settings)
-        writes = [w for w in plan.writes if self._in_flight.get(w.uid) != (w.seen, w.desired)]
-        pending = {w.uid for w in plan.writes}
-        for uid in list(self._in_flight):
-            if uid not in pending:
-                del self._in_flight[uid]  # the watch has caught up with our write
+        refs, self._dirty_refs = sorted(self._dirty_refs), set()
+        writes: list[StatusWrite] = []
+        for start in range(0, len(refs), PLAN_CHUNK):
+            if start:
+                # A first pass over 50,000 objects plans for seconds: let admission
+                # requests and watch events in between (they mark refs dirty again).
+                await asyncio.sleep(0)
+            writes += self.plan(refs[start:start + PLAN_CHUNK])
         results = await asyncio.gather(*(self._write(w) for w in writes), return_exceptions=True)
         failed = [w for w, r in zip(writes, results, strict=True) if isinstance(r, BaseException)]
         for write, result in zip(writes, results, strict=True):
             if isinstance(result, BaseException):
-                self._in_flight.pop(write.uid, None)
+                self._in_flight.pop(write.ref, None)
+                self._dirty_refs.add(write.ref)
                 # Not the exception itself: an API error carries the request body.
                 logger.warning("status write for %s failed: %s", write.ref, describe_error(result))
-        metrics.observe_pass(plan, len(writes), time.perf_counter() - started, self.settings)
+        in_quota = min(self.engine.in_use(), max(self.settings.quota, 0))
+        metrics.observe_pass(Plan(writes, {}, Counter(self._reasons), in_quota), len(writes),
+                             time.perf_counter() - started, self.settings)
         if writes:
             logger.debug("reconcile pass: %d status writes in %.3fs",
                          len(writes), time.perf_counter() - started)
@@ -126,8 +154,17 @@ class Reconciler:
             await asyncio.sleep(1)  # back off before retrying the failed writes
             self.poke()
 
+    def _tally(self, ref: ObjectRef, labels: tuple[str, str] | None) -> None:
+        before = self._reason_of.pop(ref, None)
+        if before is not None:
+            self._reasons[before] -= 1
+            if not self._reasons[before]:
+                del self._reasons[before]
+        if labels is not None:
+            self._reason_of[ref] = labels
+            self._reasons[labels] += 1
+
     async def _write(self, write: StatusWrite) -> None:
-        self._in_flight[write.uid] = (write.seen, write.desired)
         if not await self.kube.patch_status(write.ref, write.patch):
             return
         if write.event is not None:

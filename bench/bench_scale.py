@@ -1,0 +1,617 @@
+"""Speed and scale on a real control plane, each figure next to a baseline of the same run.
+
+    .venv/bin/python -m bench.bench_scale [--sizes 1000,10000] [--profile]
+
+Part 1, latency (a near-empty cluster):
+  apply->Ready p50/p99 with 1 client (sequential) and 10 concurrent clients, for
+  this operator without and with its webhook, against the floor: a do-nothing
+  kopf operator on the same CRDs that only marks Contacts Ready
+  (``bench/floor_operator.py``), without and with a no-op kopf validating
+  webhook. Admission p50/p99 (server-side dry-run creates, 10 concurrent)
+  against the floor's no-op webhook.
+Part 2, scale (for each size N, settled Contacts; the quota raised above N):
+  time from process start until the store is synced and until the webhook
+  answers, against a plain paginated LIST of the same objects by this process;
+  status writes on a restart (must be 0); RSS; per watch event (an edit of one
+  Contact): apply->Ready time, reconcile pass time and status writes;
+  admission p50/p99 with N objects against the floor's no-op webhook.
+
+``--profile`` records the operator with py-spy while it syncs (at each size)
+and prints the top functions. Creating 50,000 Contacts takes minutes:
+they are created by concurrent requests and kept across sizes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import contextlib
+import datetime
+import itertools
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from tests.e2e.conftest import controlplane
+from tests.e2e.harness import REPO, free_port
+
+from alert_contacts.runtime.kube import ApiError, Kube, custom_path, load_client
+
+NS_LATENCY = "bench-latency"
+NS_SCALE = "bench-scale"
+FLOOR_WEBHOOK = "alert-contacts-floor.dev"
+OURS_WEBHOOK = "alert-contacts-bench.dev"
+MS = 1e3
+# Mobile numbers for the latency part, apart from the scale part's c0..cN.
+SERIAL = itertools.count(1_000_000)
+
+
+def contact(name: str, i: int, ns: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "alerting.contacts.dev/v1alpha1", "kind": "Contact",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": {"email": f"{name}@{ns}.example.com",
+                 "mobile": f"+86 139 {i // 10000 % 10000:04d} {i % 10000:04d}"},
+    }
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def p50_p99(values: list[float]) -> tuple[float, float]:
+    return statistics.median(values), pct(values, 0.99)
+
+
+def ratio(value: float, baseline: float) -> str:
+    return f"{value / baseline:.2f}x" if baseline > 0 else "n/a"
+
+
+# -- processes --
+
+
+class Process:
+    """An operator process (ours or the floor) with its log and ports."""
+
+    running: list[Process] = []  # stopped when the benchmark ends, however it ends
+
+    def __init__(self, args: list[str], log: Path, env: dict[str, str]) -> None:
+        self.log = log
+        self.health_port = free_port()
+        self.metrics_port = free_port()
+        args = [a.format(health=self.health_port, metrics=self.metrics_port) for a in args]
+        self.started = time.perf_counter()
+        with log.open("ab") as out:
+            self.offset = log.stat().st_size
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", *args], stdout=out, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL, env=env, cwd=REPO,
+            )
+        Process.running.append(self)
+
+    def alive(self) -> None:
+        if self.proc.poll() is not None:
+            tail = self.log.read_text(errors="replace").splitlines()[-40:]
+            raise SystemExit(f"{self.proc.args} exited {self.proc.returncode}:\n" +
+                             "\n".join(tail))
+
+    def logged(self, text: str) -> bool:
+        self.alive()
+        with self.log.open("rb") as f:
+            f.seek(self.offset)
+            return text.encode() in f.read()
+
+    def rss_mb(self) -> float:
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        return 0.0
+
+    def metric(self, name: str) -> float:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics",
+                                    timeout=5) as resp:
+            text = resp.read().decode()
+        found = re.search(rf"^{re.escape(name)} ([0-9.e+-]+)$", text, re.M)
+        return float(found.group(1)) if found else 0.0
+
+    def seconds_between(self, first: str, then: str) -> float:
+        """Seconds between the log lines holding ``first`` and ``then`` (their timestamps)."""
+        stamps: dict[str, datetime.datetime] = {}
+        with self.log.open(errors="replace") as f:
+            f.seek(self.offset)
+            for line in f:
+                for text in (first, then):
+                    if text in line and text not in stamps:
+                        stamps[text] = datetime.datetime.strptime(line[1:24],
+                                                                  "%Y-%m-%d %H:%M:%S,%f")
+        return (stamps[then] - stamps[first]).total_seconds()
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+
+
+async def wait_for(what: str, probe: Callable[[], Awaitable[bool] | bool], timeout: float,
+                   interval: float = 0.02) -> float:
+    """Poll until ``probe`` is true; the seconds it took."""
+    started = time.perf_counter()
+    while True:
+        result = probe()
+        if not isinstance(result, bool):
+            result = await result
+        if result:
+            return time.perf_counter() - started
+        if time.perf_counter() - started > timeout:
+            raise SystemExit(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(interval)
+
+
+# -- watching Contacts become Ready --
+
+
+class ReadyWatch:
+    """Follows one namespace's Contacts: when each became Ready for its current
+    generation, and how many MODIFIED events (writes) the API sent."""
+
+    def __init__(self, kube: Kube, ns: str) -> None:
+        self.kube = kube
+        self.ns = ns
+        self.ready_at: dict[str, float] = {}
+        self.modified = 0
+        self.modified_by: collections.Counter[str] = collections.Counter()
+        self.task: asyncio.Task[None] | None = None
+
+    def _see(self, obj: dict[str, Any]) -> None:
+        meta, status = obj["metadata"], obj.get("status") or {}
+        ready = any(c.get("type") == "Ready" and c.get("status") == "True"
+                    for c in status.get("conditions") or [])
+        current = status.get("observedGeneration") == meta.get("generation")
+        if ready and current:
+            self.ready_at.setdefault(meta["name"], time.perf_counter())
+        else:
+            self.ready_at.pop(meta["name"], None)
+
+    async def _list(self) -> str:
+        rv, cont = "", None
+        while True:
+            query: dict[str, Any] = {"limit": 500, **({"continue": cont} if cont else {})}
+            page = await self.kube.request("GET", custom_path("Contact", self.ns), query=query)
+            for obj in page["items"]:
+                self._see(obj)
+            rv, cont = page["metadata"]["resourceVersion"], page["metadata"].get("continue")
+            if not cont:
+                return str(rv)
+
+    async def start(self) -> None:
+        self.task = asyncio.create_task(self._follow(await self._list()))
+
+    async def _follow(self, rv: str) -> None:
+        while True:
+            query = {"watch": "true", "resourceVersion": rv, "allowWatchBookmarks": "true",
+                     "timeoutSeconds": 600}
+            async with self.kube.stream(custom_path("Contact", self.ns), query, 700) as lines:
+                async for line in lines:
+                    event = json.loads(line)
+                    if event["type"] == "ERROR":  # expired: list again
+                        rv = await self._list()
+                        break
+                    rv = event["object"]["metadata"].get("resourceVersion", rv)
+                    if event["type"] in ("ADDED", "MODIFIED"):
+                        if event["type"] == "MODIFIED":
+                            self.modified += 1
+                            self.modified_by[event["object"]["metadata"]["name"]] += 1
+                        self._see(event["object"])
+                    elif event["type"] == "DELETED":
+                        self.ready_at.pop(event["object"]["metadata"]["name"], None)
+
+    def stop(self) -> None:
+        if self.task:
+            self.task.cancel()
+
+
+# -- API helpers --
+
+
+async def create_all(kube: Kube, bodies: list[dict[str, Any]], concurrency: int = 32,
+                     dry_run: bool = False, failures: list[str] | None = None) -> list[float]:
+    """Create (or dry-run create) concurrently; each request's latency in seconds.
+    With ``failures``, a refused or failed request is noted there (and timed)
+    instead of ending the run."""
+    limit = asyncio.Semaphore(concurrency)
+    latencies: list[float] = []
+
+    async def one(body: dict[str, Any]) -> None:
+        async with limit:
+            started = time.perf_counter()
+            try:
+                await kube.request(
+                    "POST", custom_path("Contact", body["metadata"]["namespace"]),
+                    query={"dryRun": "All"} if dry_run else None, body=body,
+                    request_timeout=(10, 120))
+            except (ApiError, TimeoutError) as e:
+                if failures is None:
+                    raise
+                failures.append(str(e))
+            latencies.append(time.perf_counter() - started)
+
+    await asyncio.gather(*(one(b) for b in bodies))
+    return latencies
+
+
+async def until_done(what: str, call: Callable[[], Awaitable[Any]], timeout: float) -> None:
+    """Retry a request that the webhook may time out on while a pass runs."""
+    deadline = time.perf_counter() + timeout
+    while True:
+        try:
+            await call()
+            return
+        except (ApiError, TimeoutError) as e:
+            if time.perf_counter() > deadline:
+                raise SystemExit(f"{what}: still failing after {timeout}s ({e})") from None
+            await asyncio.sleep(1)
+
+
+async def plain_list(kube: Kube, ns: str) -> tuple[float, dict[str, str]]:
+    """A paginated LIST of a namespace's Contacts, parsed: seconds, name -> resourceVersion."""
+    started = time.perf_counter()
+    versions: dict[str, str] = {}
+    cont = None
+    while True:
+        query: dict[str, Any] = {"limit": 500, **({"continue": cont} if cont else {})}
+        page = await kube.request("GET", custom_path("Contact", ns), query=query)
+        versions.update((o["metadata"]["name"], o["metadata"]["resourceVersion"])
+                        for o in page["items"])
+        cont = page["metadata"].get("continue")
+        if not cont:
+            return time.perf_counter() - started, versions
+
+
+async def delete_all(kube: Kube, ns: str) -> None:
+    await kube.request("DELETE", custom_path("Contact", ns))
+
+
+async def drop_webhook(kube: Kube, name: str) -> None:
+    with contextlib.suppress(ApiError):
+        await kube.request("DELETE", "/apis/admissionregistration.k8s.io/v1/"
+                                     f"validatingwebhookconfigurations/{name}")
+
+
+async def our_webhook_answers(kube: Kube) -> bool:
+    body = contact("webhook-probe", 0, "default")
+    body["spec"] = {"email": "not-an-email"}
+    try:
+        await kube.request("POST", custom_path("Contact", "default"),
+                           query={"dryRun": "All"}, body=body)
+    except ApiError as e:
+        return "admission webhook" in e.message and "spec.email" in e.message
+    return False
+
+
+# -- part 1: latency against the floor --
+
+
+async def apply_to_ready(kube: Kube, watch: ReadyWatch, tag: str, n: int,
+                         clients: int) -> list[float]:
+    bodies = [contact(f"{tag}-{i}", next(SERIAL), watch.ns) for i in range(n)]
+    sent: dict[str, float] = {}
+    limit = asyncio.Semaphore(clients)
+
+    async def one(body: dict[str, Any]) -> None:
+        async with limit:
+            sent[body["metadata"]["name"]] = time.perf_counter()
+            await kube.request("POST", custom_path("Contact", watch.ns), body=body)
+
+    await asyncio.gather(*(one(b) for b in bodies))
+    await wait_for(f"{n} {tag} contacts Ready",
+                   lambda: all(name in watch.ready_at for name in sent), 120)
+    return [watch.ready_at[name] - t for name, t in sent.items()]
+
+
+async def latency_part(kube: Kube, env: dict[str, str], work: Path, quota: int,
+                       sequential: int, burst: int) -> dict[str, Any]:
+    results: dict[str, Any] = {}
+    variants = [
+        ("floor", ["bench.floor_operator"], None),
+        ("floor+webhook", ["bench.floor_operator", "--webhook",
+                           f"--webhook-config-name={FLOOR_WEBHOOK}"], FLOOR_WEBHOOK),
+        ("ours, no webhook", ["alert_contacts", "--health-port={health}",
+                              "--metrics-port={metrics}", f"--quota={quota}",
+                              "--webhook=none"], None),
+        ("ours", ["alert_contacts", "--health-port={health}", "--metrics-port={metrics}",
+                  f"--quota={quota}", f"--webhook-config-name={OURS_WEBHOOK}"], OURS_WEBHOOK),
+    ]
+    for label, args, webhook in variants:
+        watch = ReadyWatch(kube, NS_LATENCY)
+        await watch.start()
+        process = Process(args, work / f"latency-{label.replace(' ', '_')}.log", env)
+        try:
+            if args[0] == "alert_contacts":
+                await wait_for("the operator to sync", lambda p=process: p.logged(
+                    "listed every kind"), 120)
+            if webhook == OURS_WEBHOOK:
+                await wait_for("our webhook", lambda: our_webhook_answers(kube), 60, 0.1)
+            elif webhook == FLOOR_WEBHOOK:
+                await wait_for("the floor's webhook", lambda: webhook_configured(kube), 60, 0.1)
+            # Warm up (first requests pay for connections and imports).
+            await apply_to_ready(kube, watch, f"warm-{len(results)}", 5, 1)
+            one = await apply_to_ready(kube, watch, f"seq-{len(results)}", sequential, 1)
+            ten = await apply_to_ready(kube, watch, f"burst-{len(results)}", burst, 10)
+            admission: list[float] = []
+            if webhook:
+                dry = [contact(f"dry-{len(results)}-{i}", next(SERIAL), NS_LATENCY)
+                       for i in range(200)]
+                admission = await create_all(kube, dry, concurrency=10, dry_run=True)
+            results[label] = {"one": one, "ten": ten, "admission": admission}
+        finally:
+            process.stop()
+            watch.stop()
+            if webhook:
+                await drop_webhook(kube, webhook)
+            await delete_all(kube, NS_LATENCY)
+    return results
+
+
+async def webhook_configured(kube: Kube) -> bool:
+    try:
+        await kube.request("GET", "/apis/admissionregistration.k8s.io/v1/"
+                                  f"validatingwebhookconfigurations/{FLOOR_WEBHOOK}")
+    except ApiError:
+        return False
+    # The floor admits everything: a dry-run create that succeeds went through it.
+    await kube.request("POST", custom_path("Contact", NS_LATENCY), query={"dryRun": "All"},
+                       body=contact("floor-probe", 1, NS_LATENCY))
+    return True
+
+
+# -- part 2: scale --
+
+
+def top_of_profile(raw: Path, lines: int = 15) -> list[str]:
+    """py-spy's raw (collapsed) stacks -> the functions with the most samples,
+    inclusive (anywhere on the stack) and self (on top)."""
+    inclusive: collections.Counter[str] = collections.Counter()
+    own: collections.Counter[str] = collections.Counter()
+    total = 0
+    for row in raw.read_text().splitlines():
+        stack, _, count = row.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        frames = stack.split(";")
+        n = int(count)
+        total += n
+        for frame in set(frames):
+            inclusive[frame] += n
+        own[frames[-1]] += n
+    out = [f"{total} samples; top by self time:"]
+    out += [f"  {100 * n / total:5.1f}% self  {frame}" for frame, n in own.most_common(lines)]
+    out += ["top by inclusive time (thread roots excluded):"]
+    out += [f"  {100 * n / total:5.1f}% incl  {frame}" for frame, n in inclusive.most_common(
+        lines + 8) if n < total * 0.99][:lines]
+    return out
+
+
+async def scale_part(kube: Kube, env: dict[str, str], work: Path, sizes: list[int],
+                     quota: int, profile: bool, edits: int, admissions: int
+                     ) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    have = 0
+    ours = ["alert_contacts", "--health-port={health}", "--metrics-port={metrics}",
+            f"--quota={quota}", f"--webhook-config-name={OURS_WEBHOOK}"]
+    for n in sizes:
+        row: dict[str, Any] = {"n": n}
+        started = time.perf_counter()
+        await create_all(kube, [contact(f"c{i}", i, NS_SCALE) for i in range(have, n)])
+        row["create_s"] = time.perf_counter() - started
+        have = n
+
+        # Settle: the operator writes every new Contact's status.
+        watch = ReadyWatch(kube, NS_SCALE)
+        await watch.start()
+        process = Process(ours, work / f"scale-{n}.log", env)
+        started = time.perf_counter()
+        await wait_for(f"{n} contacts Ready", lambda: len(watch.ready_at) >= n, 3600, 0.2)
+        row["settle_s"] = time.perf_counter() - started
+
+        # Per watch event: edit one Contact at a time (generation moves: one write).
+        await wait_for("a quiet moment", lambda: process.metric(
+            "alert_contacts_reconcile_duration_seconds_count") > 0, 60)
+        await asyncio.sleep(2)
+        passes0 = process.metric("alert_contacts_reconcile_duration_seconds_count")
+        seconds0 = process.metric("alert_contacts_reconcile_duration_seconds_sum")
+        writes0 = process.metric("alert_contacts_status_writes_total")
+        modified0 = watch.modified
+        per_event: list[float] = []
+        for i in range(edits):
+            name = f"c{i}"
+            watch.ready_at.pop(name, None)
+            sent = time.perf_counter()
+            await until_done(f"editing {name}", lambda nm=name, i=i: kube.request(
+                "PATCH", custom_path("Contact", NS_SCALE, nm),
+                body={"spec": {"displayName": f"edit {n} {i}"}},
+                content_type="application/merge-patch+json"), 600)
+            await wait_for(f"{name} Ready again", lambda nm=name: nm in watch.ready_at, 900,
+                           0.005)
+            per_event.append(watch.ready_at[name] - sent)
+        await asyncio.sleep(1)
+        passes = process.metric("alert_contacts_reconcile_duration_seconds_count") - passes0
+        row["event_s"] = p50_p99(per_event)
+        row["pass_s"] = (process.metric("alert_contacts_reconcile_duration_seconds_sum")
+                          - seconds0) / max(passes, 1)
+        row["writes_per_event"] = (process.metric("alert_contacts_status_writes_total")
+                                   - writes0) / edits
+        row["api_writes_per_event"] = (watch.modified - modified0 - edits) / edits
+        process.stop()
+        watch.stop()
+        await drop_webhook(kube, OURS_WEBHOOK)
+
+        # Restart over n settled Contacts.
+        row["list_s"], before = await plain_list(kube, NS_SCALE)
+        process = Process(ours, work / f"restart-{n}.log", env)
+        spy = None
+        if profile:
+            spy = subprocess.Popen(
+                [str(Path(sys.executable).parent / "py-spy"), "record",
+                 "--pid", str(process.proc.pid), "--rate", "50", "--format", "raw",
+                 "--output", str(work / f"profile-{n}.txt"), "--duration", "600",
+                 "--nonblocking"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        row["synced_s"] = await wait_for(
+            "the store to be synced", lambda: process.logged("listed every kind"), 900)
+        row["synced_in_kopf_s"] = process.seconds_between(
+            "alert-contacts operator starting", "listed every kind")
+        row["webhook_s"] = row["synced_s"] + await wait_for(
+            "our webhook", lambda: our_webhook_answers(kube), 300, 0.05)
+        if spy is not None:
+            spy.send_signal(2)  # SIGINT: py-spy writes what it has
+            spy.wait(60)
+            row["profile"] = top_of_profile(work / f"profile-{n}.txt")
+        probe = f"probe-{n}"
+        watch = ReadyWatch(kube, NS_SCALE)
+        await watch.start()
+        await until_done("creating the probe", lambda: create_all(
+            kube, [contact(probe, 700_000 + n, NS_SCALE)]), 600)
+        await wait_for("a full pass after the restart", lambda: probe in watch.ready_at, 600)
+        watch.stop()
+        row["rss_mb"] = process.rss_mb()
+        _, after = await plain_list(kube, NS_SCALE)
+        row["restart_writes"] = sum(1 for name, rv in before.items() if after.get(name) != rv)
+        dry = [contact(f"dry-{n}-{i}", 600_000 + i, NS_SCALE) for i in range(admissions)]
+        failed: list[str] = []
+        row["admission_s"] = p50_p99(await create_all(kube, dry, concurrency=10, dry_run=True,
+                                                      failures=failed))
+        row["admission_failed"] = f"{len(failed)}/{len(dry)}" + (
+            f" ({collections.Counter(failed).most_common(1)[0][0]})" if failed else "")
+        process.stop()
+        await drop_webhook(kube, OURS_WEBHOOK)
+        await until_done("deleting the probe", lambda: kube.request(
+            "DELETE", custom_path("Contact", NS_SCALE, probe)), 600)
+        rows.append(row)
+        figures = {k: v for k, v in row.items() if k != "profile"}
+        print(f"  size {n}: done ({json.dumps(figures, default=str)})", flush=True)
+    return rows
+
+
+# -- report --
+
+
+def report_latency(latency: dict[str, Any], ncpu: int) -> None:
+    print(f"\n== apply->Ready (ms), one control plane, {ncpu} cores, same run ==")
+    print(f"{'operator':<18} {'1 client p50':>13} {'p99':>8} {'10 clients p50':>15} {'p99':>8}"
+          "   ratio to its floor (p50 1 / p99 1 / p50 10 / p99 10)")
+    for label, data in latency.items():
+        one, ten = p50_p99(data["one"]), p50_p99(data["ten"])
+        floor = latency["floor+webhook" if label in ("ours", "floor+webhook") else "floor"]
+        f_one, f_ten = p50_p99(floor["one"]), p50_p99(floor["ten"])
+        ratios = " / ".join(ratio(a, b) for a, b in zip(
+            (*one, *ten), (*f_one, *f_ten), strict=True))
+        print(f"{label:<18} {one[0] * MS:13.1f} {one[1] * MS:8.1f} {ten[0] * MS:15.1f} "
+              f"{ten[1] * MS:8.1f}   {ratios if label not in ('floor', 'floor+webhook') else '-'}")
+    base = p50_p99(latency["floor+webhook"]["admission"])
+    ours = p50_p99(latency["ours"]["admission"])
+    print("\n== admission: dry-run creates, 10 concurrent (ms) ==")
+    print(f"no-op kopf webhook (baseline): p50 {base[0] * MS:.1f} p99 {base[1] * MS:.1f}")
+    print(f"ours, near-empty cluster:      p50 {ours[0] * MS:.1f} p99 {ours[1] * MS:.1f} "
+          f"({ratio(ours[0], base[0])} / {ratio(ours[1], base[1])})", flush=True)
+
+
+def report(latency: dict[str, Any], rows: list[dict[str, Any]], ncpu: int) -> None:
+    report_latency(latency, ncpu)
+    base = p50_p99(latency["floor+webhook"]["admission"])
+    print("\nadmission with N settled contacts, against the same no-op webhook:")
+    for row in rows:
+        a = row["admission_s"]
+        print(f"ours, {row['n']:>6} contacts:       p50 {a[0] * MS:.1f} p99 {a[1] * MS:.1f} "
+              f"({ratio(a[0], base[0])} / {ratio(a[1], base[1])}); "
+              f"failed {row['admission_failed']}")
+    print("\n== scale: settled Contacts, restart of the operator ==")
+    print("synced: from process start (Python imports included) until the store is synced;"
+          " in-process: from the startup handler; webhook: until it answers requests")
+    print(f"{'N':>7} {'LIST (base)':>11} {'synced':>8} {'ratio':>6} {'in-process':>10} {'ratio':>6}"
+          f" {'webhook':>8} {'ratio':>6}"
+          f" {'writes':>7} {'RSS MB':>7} {'edit->Ready p50/p99 ms':>23} {'pass ms':>8}"
+          f" {'writes/event (API)':>18} {'create s':>9} {'settle s':>9}")
+    for r in rows:
+        print(f"{r['n']:>7} {r['list_s']:>10.2f}s {r['synced_s']:>7.2f}s "
+              f"{ratio(r['synced_s'], r['list_s']):>6} {r['synced_in_kopf_s']:>9.2f}s "
+              f"{ratio(r['synced_in_kopf_s'], r['list_s']):>6} {r['webhook_s']:>7.2f}s "
+              f"{ratio(r['webhook_s'], r['list_s']):>6} {r['restart_writes']:>7} "
+              f"{r['rss_mb']:>7.0f} {r['event_s'][0] * MS:>11.0f} / {r['event_s'][1] * MS:<9.0f}"
+              f" {r['pass_s'] * MS:>8.1f} {r['writes_per_event']:>5.2f}"
+              f" ({r['api_writes_per_event']:.2f}) {r['create_s']:>9.1f} {r['settle_s']:>9.1f}")
+    if len(rows) > 1:
+        first = rows[0]
+        print("growth from the smallest size:")
+        for r in rows[1:]:
+            print(f"  {r['n'] / first['n']:.0f}x objects:"
+                  f" synced {ratio(r['synced_s'], first['synced_s'])},"
+                  f" in-process {ratio(r['synced_in_kopf_s'], first['synced_in_kopf_s'])},"
+                  f" LIST {ratio(r['list_s'], first['list_s'])},"
+                  f" per event {ratio(r['event_s'][0], first['event_s'][0])},"
+                  f" pass {ratio(r['pass_s'], first['pass_s'])}")
+    for r in rows:
+        if "profile" in r:
+            print(f"\n== py-spy profile of the operator while syncing {r['n']} contacts ==")
+            print("\n".join(r["profile"]))
+
+
+async def main_async(args: argparse.Namespace) -> None:
+    work = Path(tempfile.mkdtemp(prefix="alert-contacts-bench-scale-"))
+    kubeconfig = controlplane.up(work / "cp")
+    env = {**os.environ, "KUBECONFIG": str(kubeconfig)}
+    os.environ["KUBECONFIG"] = str(kubeconfig)
+    kube = Kube(await load_client())
+    try:
+        subprocess.run([str(REPO / "bin/kubectl"), "apply", "--server-side", "-f",
+                        str(REPO / "crds")], env=env, check=True, capture_output=True)
+        subprocess.run([str(REPO / "bin/kubectl"), "wait", "--for=condition=Established",
+                        "-f", str(REPO / "crds")], env=env, check=True, capture_output=True)
+        for ns in (NS_LATENCY, NS_SCALE):
+            await kube.request("POST", "/api/v1/namespaces", body={"metadata": {"name": ns}})
+        quota = max(args.sizes) * 2 + 10_000
+        print(f"work dir {work}; sizes {args.sizes}", flush=True)
+        latency = await latency_part(kube, env, work, quota, args.sequential, args.burst)
+        report_latency(latency, os.cpu_count() or 0)
+        rows = await scale_part(kube, env, work, sorted(args.sizes), quota, args.profile,
+                                args.edits, args.admissions)
+        report(latency, rows, os.cpu_count() or 0)
+    finally:
+        for process in Process.running:
+            process.stop()
+        await kube.close()
+        controlplane.down(work / "cp")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=lambda s: [int(x) for x in s.split(",")],
+                        default=[1000, 10000], help="numbers of settled Contacts (comma-separated)")
+    parser.add_argument("--sequential", type=int, default=100,
+                        help="creates by one client, for apply->Ready")
+    parser.add_argument("--burst", type=int, default=300,
+                        help="creates by 10 concurrent clients, for apply->Ready")
+    parser.add_argument("--edits", type=int, default=20, help="watch events timed per size")
+    parser.add_argument("--admissions", type=int, default=200,
+                        help="dry-run creates (10 concurrent) timed per size")
+    parser.add_argument("--profile", action="store_true",
+                        help="py-spy the operator while it syncs, at every size")
+    asyncio.run(main_async(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    main()

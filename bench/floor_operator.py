@@ -1,0 +1,66 @@
+"""The floor for apply->Ready: a kopf operator on the same CRDs that does nothing but
+mark every new Contact Ready (and, with ``--webhook``, a validating webhook that
+admits everything). No uniqueness, no quota: the cost of kopf and the API alone.
+
+    KUBECONFIG=... python -m bench.floor_operator [--webhook] [--webhook-config-name NAME]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import logging
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import kopf
+
+from alert_contacts.domain.types import GROUP, VERSION
+from alert_contacts.runtime.certs import write_self_signed
+
+ARGS = argparse.Namespace(webhook=False, webhook_config_name="alert-contacts-floor.dev")
+
+
+@kopf.on.startup()
+async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+    settings.posting.level = logging.WARNING
+    if ARGS.webhook:
+        cert_dir = Path(tempfile.mkdtemp(prefix="alert-contacts-floor-"))
+        ca = write_self_signed(cert_dir, ["127.0.0.1", "localhost"])
+        settings.admission.server = kopf.WebhookServer(
+            addr="127.0.0.1", host="127.0.0.1", certfile=cert_dir / "tls.crt",
+            pkeyfile=cert_dir / "tls.key", cafile=ca,
+        )
+        settings.admission.managed = ARGS.webhook_config_name
+
+
+@kopf.on.create(GROUP, VERSION, "contacts")
+async def mark_ready(meta: kopf.Meta, patch: kopf.Patch, **_: Any) -> None:
+    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    patch.status["observedGeneration"] = meta.get("generation")
+    patch.status["conditions"] = [{
+        "type": "Ready", "status": "True", "reason": "Accepted", "message": "",
+        "observedGeneration": meta.get("generation"), "lastTransitionTime": now,
+    }]
+
+
+async def admit_everything(**_: Any) -> None:
+    """A validating webhook that admits every request."""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--webhook", action="store_true")
+    parser.add_argument("--webhook-config-name", default=ARGS.webhook_config_name)
+    parser.parse_args(namespace=ARGS)
+    logging.basicConfig(level=logging.WARNING)
+    if ARGS.webhook:
+        kopf.on.validate(GROUP, VERSION, "contacts", id="floor", operations=["CREATE", "UPDATE"])(
+            admit_everything
+        )
+    kopf.run(clusterwide=True, standalone=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,101 @@
+"""The async API client against a local HTTP server standing in for the API's wire format."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import kubernetes_asyncio.client as k8s_client
+from aiohttp import web
+
+from alert_contacts.domain.types import ObjectRef
+from alert_contacts.runtime.kube import FIELD_MANAGER, ApiError, Kube
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def with_server(handler: Handler, test: Callable[[Kube], Awaitable[None]]) -> None:
+    async def main() -> None:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", handler)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        configuration = k8s_client.Configuration(host=f"http://127.0.0.1:{port}")
+        configuration.api_key = {"BearerToken": "Bearer test-token"}
+        kube = Kube(k8s_client.ApiClient(configuration))
+        try:
+            await test(kube)
+        finally:
+            await kube.close()
+            await runner.cleanup()
+
+    asyncio.run(main())
+
+
+def test_status_is_merge_patched_under_the_operators_field_manager() -> None:
+    seen: list[dict[str, Any]] = []
+
+    async def handler(request: web.Request) -> web.Response:
+        seen.append({"method": request.method, "path": request.path,
+                     "query": dict(request.query), "type": request.content_type,
+                     "auth": request.headers.get("Authorization"),
+                     "body": await request.json()})
+        if "gone" in request.path:
+            return web.json_response({"kind": "Status", "code": 404}, status=404)
+        return web.json_response({"kind": "Contact"})
+
+    async def test(kube: Kube) -> None:
+        patch = {"status": {"observedGeneration": 2}}
+        assert await kube.patch_status(ObjectRef("Contact", "a", "alice"), patch) is True
+        assert await kube.patch_status(ObjectRef("Contact", "a", "gone"), patch) is False
+
+    with_server(handler, test)
+    assert seen[0] == {
+        "method": "PATCH",
+        "path": "/apis/alerting.contacts.dev/v1alpha1/namespaces/a/contacts/alice/status",
+        "query": {"fieldManager": FIELD_MANAGER}, "type": "application/merge-patch+json",
+        "auth": "Bearer test-token", "body": {"status": {"observedGeneration": 2}},
+    }
+
+
+def test_errors_carry_status_reason_and_retry_after_but_log_no_body() -> None:
+    async def handler(request: web.Request) -> web.Response:
+        return web.json_response(
+            {"kind": "Status", "code": 429, "message": "storage is (re)initializing"},
+            status=429, headers={"Retry-After": "1"},
+        )
+
+    async def test(kube: Kube) -> None:
+        try:
+            await kube.request("GET", "/apis/coordination.k8s.io/v1/namespaces/a/leases/x")
+        except ApiError as e:
+            assert (e.status, e.message, e.retry_after) == (
+                429, "storage is (re)initializing", 1.0)
+            assert str(e) == "HTTP 429 Too Many Requests"
+        else:
+            raise AssertionError("a 429 was taken for success")
+
+    with_server(handler, test)
+
+
+def test_a_stream_is_read_line_by_line() -> None:
+    async def handler(request: web.Request) -> web.StreamResponse:
+        assert request.query["watch"] == "true"
+        response = web.StreamResponse()
+        await response.prepare(request)
+        for i in range(3):
+            await response.write(json.dumps({"type": "ADDED", "n": i}).encode() + b"\n")
+        await response.write_eof()
+        return response
+
+    async def test(kube: Kube) -> None:
+        async with kube.stream("/api/v1/secrets", {"watch": "true"}, read_timeout=5) as lines:
+            got = [json.loads(line)["n"] async for line in lines]
+        assert got == [0, 1, 2]
+
+    with_server(handler, test)
