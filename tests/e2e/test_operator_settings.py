@@ -1,9 +1,9 @@
 """Settings at work in the running operator and its webhook, not only parsed:
 a small quota refused at admission, another default region, other DingTalk
-hosts; and the warnings kubectl prints when an edit reshuffles the quota or
-takes over a younger object's key.
+hosts; and the warnings kubectl prints when an edit gives up a quota slot or
+a key that another object waits for.
 
-One operator runs here with all three settings (the session operator steps
+The settings tests run one operator with all three (the session operator steps
 aside meanwhile: two would race on status writes).
 """
 
@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.harness import (
+    DINGTALK_URL,
     Cluster,
     Operator,
-    manifest,
     put_secret,
     refusal,
     unique_email,
@@ -109,45 +109,48 @@ def test_dingtalk_hosts_apply_to_admission_and_reconcile(
     wait_for_condition(cluster, "DingTalkBot", namespace, "held", "Ready", "True")
 
 
-def test_kubectl_prints_whom_an_edit_pushes_out_of_a_full_quota(
+def test_kubectl_prints_who_gets_the_quota_slot_an_edit_gives_up(
     cluster: Cluster, configured: tuple[Operator, int], namespace: str
 ) -> None:
-    _, quota = configured
-    # The oldest: a bot waiting for its Secret, admitted (with a warning) and not counted.
-    result = cluster.kubectl("create", "-f", "-", input=manifest(
-        "DingTalkBot", namespace, "a-waiting",
-        {"webhook": {"secretRef": {"name": "absent", "key": "url"}}}))
-    assert "the bot stays not Ready until it exists" in result.stderr
-    wait_for_condition(cluster, "DingTalkBot", namespace, "a-waiting", "Ready", "False",
-                       reason="SecretNotFound")
-    # Younger contacts fill the quota (ties in a creation second go by name: a- < c).
-    for i in range(ROOM):
+    # The quota full: a bot and contacts.
+    cluster.create("DingTalkBot", namespace, "a-bot", {"webhook": {"url": url(HOST)}})
+    for i in range(ROOM - 1):
         cluster.create("Contact", namespace, f"c{i}", {"email": unique_email(f"c{i}")})
-    for i in range(ROOM):
+    wait_for_condition(cluster, "DingTalkBot", namespace, "a-bot", "Ready", "True")
+    for i in range(ROOM - 1):
         wait_for_condition(cluster, "Contact", namespace, f"c{i}", "Ready", "True")
-
-    # Edited to a working inline URL, the older bot counts and takes the last slot.
-    result = cluster.kubectl(
-        "patch", "dingtalkbot/a-waiting", "-n", namespace, "--type=merge",
-        "-p", json.dumps({"spec": {"webhook": {"url": url(HOST), "secretRef": None}}}))
-    assert (f"Warning: the quota of {quota} is full and this object was created before "
-            f"Contact {namespace}/c{ROOM - 1}, which becomes QuotaExceeded") in result.stderr
-    wait_for_condition(cluster, "Contact", namespace, f"c{ROOM - 1}", "Ready", "False",
+    # A bot waiting for its Secret is admitted; once the Secret is there it waits for room.
+    cluster.create("DingTalkBot", namespace, "z-waiting",
+                   {"webhook": {"secretRef": {"name": "hook", "key": "url"}}})
+    put_secret(cluster, namespace, "hook", {"url": url(HOST)})
+    wait_for_condition(cluster, "DingTalkBot", namespace, "z-waiting", "Ready", "False",
                        reason="QuotaExceeded")
-    wait_for_condition(cluster, "DingTalkBot", namespace, "a-waiting", "Ready", "True")
+
+    # Pointed at a Secret that does not exist, the first bot gives up its slot.
+    result = cluster.kubectl(
+        "patch", "dingtalkbot/a-bot", "-n", namespace, "--type=merge", "-p", json.dumps(
+            {"spec": {"webhook": {"url": None, "secretRef": {"name": "absent", "key": "url"}}}}))
+    assert (f"Warning: this object gives up its quota slot: DingTalkBot {namespace}/z-waiting, "
+            "next in line, becomes WithinQuota") in result.stderr, result.stderr
+    wait_for_condition(cluster, "DingTalkBot", namespace, "z-waiting", "Ready", "True")
 
 
-def test_kubectl_prints_the_takeover_warning(
+def test_kubectl_prints_who_inherits_a_key_an_edit_gives_up(
     cluster: Cluster, operator: Operator, namespace: str
 ) -> None:
-    taken = unique_email("taken")
-    cluster.create("Contact", namespace, "elder", {"email": unique_email("elder")})
-    cluster.create("Contact", namespace, "younger", {"email": taken})
-    wait_for_condition(cluster, "Contact", namespace, "elder", "Ready", "True")
-    wait_for_condition(cluster, "Contact", namespace, "younger", "Ready", "True")
-    result = cluster.kubectl("patch", "contact/elder", "-n", namespace, "--type=merge",
-                             "-p", f'{{"spec": {{"email": "{taken}"}}}}')
-    assert (f"Warning: email {taken} is used by Contact {namespace}/younger, created later: "
-            "this older object takes it over and that one becomes not Ready") in result.stderr
-    wait_for_condition(cluster, "Contact", namespace, "younger", "Ready", "False",
-                       reason="DuplicateEmail")
+    taken = DINGTALK_URL + unique_token()
+    cluster.create("DingTalkBot", namespace, "holder", {"webhook": {"url": taken}})
+    wait_for_condition(cluster, "DingTalkBot", namespace, "holder", "Ready", "True")
+    # Admission cannot see a Secret that does not exist yet: a second claimant gets in.
+    cluster.create("DingTalkBot", namespace, "second",
+                   {"webhook": {"secretRef": {"name": "hook", "key": "url"}}})
+    put_secret(cluster, namespace, "hook", {"url": taken})
+    wait_for_condition(cluster, "DingTalkBot", namespace, "second", "Ready", "False",
+                       reason="DuplicateWebhook")
+
+    result = cluster.kubectl(
+        "patch", "dingtalkbot/holder", "-n", namespace, "--type=merge",
+        "-p", json.dumps({"spec": {"webhook": {"url": DINGTALK_URL + unique_token()}}}))
+    assert (f"is no longer claimed by this object: DingTalkBot {namespace}/second, which also "
+            "claims it, becomes its owner") in result.stderr, result.stderr
+    wait_for_condition(cluster, "DingTalkBot", namespace, "second", "Ready", "True")
