@@ -26,7 +26,7 @@ WORKDIR /src
 # A self-contained virtualenv, copied whole into the runtime stage. First the
 # dependencies and build requirements that pyproject.toml names (a layer that a
 # code change does not rebuild), then the package. What the operator never runs
-# stays out of it, about 140 MB (tests/e2e/test_image.py runs the result as the
+# stays out of it, about 160 MB (tests/e2e/test_image.py runs the result as the
 # chart does):
 # - pip and setuptools: build tools;
 # - the data of phonenumbers' geocoder, carrier and time-zone modules: the

@@ -19,8 +19,9 @@ so that the API server calls the chart's ValidatingWebhookConfiguration's
 webhook in the container, verifying the chart's certificate.
 
 Not covered, for want of a kubelet: scheduling fields, image pulls, restarts
-on a failing liveness probe, the Recreate strategy, Service routing by
-selector, and the kubelet's token rotation. (``podman kube play`` reads a
+on a failing liveness probe, the rollout strategy and replica count (one
+container runs), a preStop hook, Service routing by selector, and the
+kubelet's token rotation. (``podman kube play`` reads a
 Deployment too, but not its ServiceAccount token nor Secrets from the API, and
 it ignores probes' effects and seccomp/fsGroup details; translating the spec
 here keeps every field checked.)
@@ -43,6 +44,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import kubernetes
 import pytest
 import yaml
 
@@ -70,6 +72,16 @@ PODMAN_RUNTIME = ["--runtime", "runc", "--ulimit", "nofile=1024:1024",
                   "--ulimit", "nproc=1024:1024"]
 
 Doc = dict[str, Any]
+# The chart's values that name a port the container listens on.
+PORT_VALUES = ("webhook.port", "health.port", "metrics.port", "delivery.receiver.port")
+
+
+def has_value(values: Doc, dotted: str) -> bool:
+    for part in dotted.split("."):
+        if not isinstance(values, dict) or part not in values:
+            return False
+        values = values[part]
+    return True
 
 
 def podman(*args: str, check: bool = True, timeout: float = 120
@@ -112,23 +124,29 @@ def memory_bytes(quantity: str) -> int:
 
 # Pod fields that only a scheduler or kubelet acts on, with nothing to run here.
 SCHEDULING = {"nodeSelector", "affinity", "tolerations", "priorityClassName",
-              "imagePullSecrets"}
+              "imagePullSecrets", "topologySpreadConstraints"}
 
 
 def podman_run(pod: Doc, name: str, mounts: dict[str, Path], env: dict[str, str]) -> list[str]:
     """``podman run`` arguments for the Pod's one container, field by field.
 
     ``mounts`` maps each volume name (and the ServiceAccount token's directory)
-    to a host directory holding what the kubelet would put there.
+    to a host directory holding what the kubelet would put there; ``env`` is
+    the container's environment as the kubelet resolves it (:func:`pod_env`).
     """
     unknown = set(pod) - SCHEDULING - {
-        "serviceAccountName", "enableServiceLinks", "securityContext", "containers", "volumes"}
+        "serviceAccountName", "enableServiceLinks", "securityContext", "containers", "volumes",
+        "terminationGracePeriodSeconds"}
     assert not unknown, f"the chart's Pod sets {unknown}: translate it here"
     (container,) = pod["containers"]
     unknown = set(container) - {
         "name", "image", "imagePullPolicy", "command", "args", "ports", "env", "startupProbe",
-        "livenessProbe", "readinessProbe", "resources", "securityContext", "volumeMounts"}
+        "livenessProbe", "readinessProbe", "resources", "securityContext", "volumeMounts",
+        "lifecycle"}
     assert not unknown, f"the chart's container sets {unknown}: translate it here"
+    # A preStop sleep delays only the kubelet's SIGTERM on shutdown, which no test here does.
+    assert set(container.get("lifecycle", {})) <= {"preStop"}, container["lifecycle"]
+    assert set(container.get("lifecycle", {}).get("preStop", {})) <= {"sleep"}
 
     args = ["run", "--detach", "--name", name, *PODMAN_RUNTIME, "--network", "host"]
     pod_sc = pod["securityContext"]
@@ -157,9 +175,6 @@ def podman_run(pod: Doc, name: str, mounts: dict[str, Path], env: dict[str, str]
     if "memory" in limits:
         args += ["--memory", str(memory_bytes(limits["memory"]))]
 
-    for var in container.get("env", []):
-        assert set(var) == {"name", "value"}, f"{var}: translate valueFrom here"
-        env = {**env, var["name"]: var["value"]}
     for key, val in env.items():
         args += ["--env", f"{key}={val}"]
 
@@ -170,7 +185,7 @@ def podman_run(pod: Doc, name: str, mounts: dict[str, Path], env: dict[str, str]
             size = memory_bytes(volume["emptyDir"].get("sizeLimit", "64Mi"))
             args += ["--mount", f"type=tmpfs,destination={mount['mountPath']},"
                      f"tmpfs-size={size},tmpfs-mode=1777"]
-        elif "secret" in volume:
+        elif "secret" in volume or "configMap" in volume:
             assert mount.get("readOnly") is True, mount
             args += ["--volume", f"{mounts[mount['name']]}:{mount['mountPath']}:ro"]
         else:
@@ -178,9 +193,43 @@ def podman_run(pod: Doc, name: str, mounts: dict[str, Path], env: dict[str, str]
     # The kubelet's projected ServiceAccount token (automountServiceAccountToken).
     args += ["--volume", f"{mounts['serviceaccount']}:{SA_DIR}:ro"]
 
+    if "terminationGracePeriodSeconds" in pod:
+        args += ["--stop-timeout", str(pod["terminationGracePeriodSeconds"])]
     args += ["--entrypoint", json.dumps(container["command"]), container["image"],
              *container["args"]]
     return args
+
+
+def pod_env(cluster: Cluster, container: Doc, pod_name: str, namespace: str,
+            base: dict[str, str]) -> dict[str, str]:
+    """The container's environment as the kubelet resolves it: values, the
+    Downward API's name and namespace, and Secret keys (an optional one that is
+    missing is left out)."""
+    env = dict(base)
+    for var in container.get("env", []):
+        if "value" in var:
+            env[var["name"]] = var["value"]
+            continue
+        source = var["valueFrom"]
+        if "fieldRef" in source:
+            field = source["fieldRef"]["fieldPath"]
+            values = {"metadata.name": pod_name, "metadata.namespace": namespace}
+            assert field in values, f"{var}: translate it here"
+            env[var["name"]] = values[field]
+        elif "secretKeyRef" in source:
+            ref = source["secretKeyRef"]
+            try:
+                data = cluster.core.read_namespaced_secret(ref["name"], namespace).data or {}
+            except kubernetes.client.exceptions.ApiException as e:
+                assert e.status == 404 and ref.get("optional"), f"{var}: {e.status}"
+                data = {}
+            if ref["key"] in data:
+                env[var["name"]] = base64.b64decode(data[ref["key"]]).decode()
+            else:
+                assert ref.get("optional"), f"{var}: key {ref['key']} missing"
+        else:
+            raise AssertionError(f"{var}: translate it here")
+    return env
 
 
 def write_secret_volume(data: dict[str, str], directory: Path, mode: int) -> Path:
@@ -233,8 +282,9 @@ def running(
     namespace = f"image-{uuid.uuid4().hex[:6]}"
     cluster.core.create_namespace({"metadata": {"name": namespace}})
     repository, _, tag = IMAGE.rpartition(":")
-    ports = {"webhook.port": free_port(), "health.port": free_port(),
-             "metrics.port": free_port()}
+    # Every port the chart's values set, moved to a free one on the host's loopback.
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    ports = {key: free_port() for key in PORT_VALUES if has_value(values, key)}
     rendered = helm("template", RELEASE, str(CHART), "--namespace", namespace,
                     "--kube-version", KUBE_VERSION,
                     "--set", f"image.repository={repository}", "--set", f"image.tag={tag}",
@@ -262,10 +312,19 @@ def running(
     cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(applied))
 
     # What the kubelet would mount and set.
-    (secret_volume,) = [v for v in pod["volumes"] if "secret" in v]
-    secret = cluster.core.read_namespaced_secret(secret_volume["secret"]["secretName"], namespace)
-    mounts = {secret_volume["name"]: write_secret_volume(
-        secret.data, workdir / "webhook-tls", secret_volume["secret"]["defaultMode"])}
+    mounts: dict[str, Path] = {}
+    for volume in pod["volumes"]:
+        if "secret" in volume:
+            source = volume["secret"]
+            data = cluster.core.read_namespaced_secret(source["secretName"], namespace).data
+        elif "configMap" in volume:
+            source = volume["configMap"]
+            plain = cluster.core.read_namespaced_config_map(source["name"], namespace).data
+            data = {k: base64.b64encode(v.encode()).decode() for k, v in (plain or {}).items()}
+        else:
+            continue
+        mounts[volume["name"]] = write_secret_volume(
+            data or {}, workdir / volume["name"], source.get("defaultMode", 0o644))
     token = cluster.kubectl("create", "token", account["metadata"]["name"], "-n", namespace,
                             "--duration=1h").stdout.strip()
     admin = yaml.safe_load(cluster.kubeconfig.read_text())["clusters"][0]["cluster"]
@@ -276,10 +335,12 @@ def running(
          "namespace": base64.b64encode(namespace.encode()).decode()},
         workdir / "serviceaccount", 0o444)
     server = urllib.parse.urlsplit(admin["server"])
-    env = {"KUBERNETES_SERVICE_HOST": str(server.hostname),
-           "KUBERNETES_SERVICE_PORT": str(server.port)}
-
     name = f"alert-contacts-e2e-{uuid.uuid4().hex[:8]}"
+    (container,) = pod["containers"]
+    env = pod_env(cluster, container, name, namespace, {
+        "KUBERNETES_SERVICE_HOST": str(server.hostname),
+        "KUBERNETES_SERVICE_PORT": str(server.port)})
+
     run = Running(namespace, docs, name, deployment)
     operator.stop()  # two operators would race on status writes
     try:
