@@ -26,13 +26,15 @@ WORKDIR /src
 # A self-contained virtualenv, copied whole into the runtime stage. First the
 # dependencies and build requirements that pyproject.toml names (a layer that a
 # code change does not rebuild), then the package. What the operator never runs
-# stays out of it, about 160 MB (tests/e2e/test_image.py runs the result as the
+# stays out of it, about 200 MB (tests/e2e/test_image.py runs the result as the
 # chart does):
 # - pip and setuptools: build tools;
+# - the sync Kubernetes client (kubernetes): only the kubectl plugin imports it,
+#   and the plugin runs on a person's machine, not in this image; the operator
+#   talks to the API with kubernetes_asyncio and kopf logs in with pykube-ng;
 # - the data of phonenumbers' geocoder, carrier and time-zone modules: the
 #   operator only parses and validates numbers;
-# - kubernetes.aio, the sync client's asyncio twin: nothing imports it;
-# - the sources of the generated Kubernetes API clients (their models and API
+# - the sources of the generated Kubernetes API client (its models and API
 #   classes, mostly docstrings), kept as bytecode next to where the sources
 #   were: a traceback through them names the file and line, without the text.
 COPY pyproject.toml ./
@@ -51,21 +53,18 @@ print("\n".join(p["project"]["dependencies"] + p["build-system"]["requires"]))' 
     rm -f /tmp/pip-ca.pem /tmp/requirements.txt; \
     site="$(/opt/venv/bin/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')"; \
     rm -rf "$site/phonenumbers/geodata" "$site/phonenumbers/carrierdata" \
-        "$site/phonenumbers/tzdata" "$site/kubernetes/aio"; \
-    for generated in "$site/kubernetes/client" "$site/kubernetes_asyncio/client"; do \
-        if [ -d "$generated" ]; then \
-            /opt/venv/bin/python -m compileall -q -b -j 0 "$generated"; \
-            find "$generated" -name '*.py' -delete; \
-            find "$generated" -name __pycache__ -prune -exec rm -rf {} +; \
-        fi; \
-    done
+        "$site/phonenumbers/tzdata"; \
+    generated="$site/kubernetes_asyncio/client"; \
+    /opt/venv/bin/python -m compileall -q -b -j 0 "$generated"; \
+    find "$generated" -name '*.py' -delete; \
+    find "$generated" -name __pycache__ -prune -exec rm -rf {} +
 # pyproject.toml names README.md as the package description: the build reads it.
 COPY README.md ./
 COPY operator/ operator/
 RUN /opt/venv/bin/pip install --quiet --no-deps --no-build-isolation --no-index . \
-    && /opt/venv/bin/pip uninstall --quiet --yes pip setuptools \
-    && /opt/venv/bin/python -c 'import alert_contacts.__main__, kubernetes, phonenumbers; \
-phonenumbers.parse("+8613800138000")'
+    && /opt/venv/bin/pip uninstall --quiet --yes kubernetes pip setuptools \
+    && /opt/venv/bin/python -c 'import alert_contacts.__main__, alert_contacts.handlers, \
+kubernetes_asyncio, phonenumbers; phonenumbers.parse("+8613800138000")'
 
 FROM ${PYTHON_IMAGE}
 RUN groupadd --system --gid 10001 alert-contacts \
