@@ -1,5 +1,5 @@
-"""Operator startup: settings, the webhook server, the API client, the watches and the
-reconcile loop.
+"""Operator startup: settings, the webhook server, the API client, the watches, the
+reconcile loop, and alert delivery (the receiver and the delivery engine).
 
 Everything configurable is read here, once; nothing is read at import time.
 kopf runs no watch of ours: ``runtime.watch`` lists and watches every kind into
@@ -15,13 +15,16 @@ import asyncio
 import contextlib
 import logging
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import kopf
 
 from alert_contacts import metrics
+from alert_contacts.receiver.server import start_receiver
 from alert_contacts.runtime.certs import write_self_signed
+from alert_contacts.runtime.delivery import start_delivery
 from alert_contacts.runtime.kube import Kube, load_client
 from alert_contacts.runtime.lease import leader_election
 from alert_contacts.runtime.options import RunOptions
@@ -48,6 +51,15 @@ def _webhook_server(options: RunOptions) -> kopf.WebhookServer:
     )
 
 
+def _leader(memo: kopf.Memo) -> Callable[[], bool]:
+    """Whether this replica may deliver: with leader election (``memo.leadership``)
+    only the Lease holder does; without it, the one replica does."""
+    def is_leader() -> bool:
+        leadership = getattr(memo, "leadership", None)
+        return leadership is None or bool(leadership.is_leader())
+    return is_leader
+
+
 @kopf.on.startup()
 async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     options: RunOptions = memo.options
@@ -69,9 +81,20 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     memo.leadership, memo.elector = leader_election(options.lease, memo.kube)
     memo.reconciler = Reconciler(store, options.settings, memo.kube, memo.leadership)
     store.listen(memo.reconciler.on_change)
+    memo.delivery = start_delivery(options, store, memo.kube, _leader(memo))
+    store.listen(memo.delivery.on_change)  # send-test annotations
+    try:
+        memo.receiver = await start_receiver(options.receiver, memo.delivery)
+    except OSError as e:  # a taken port: stop with a clear message rather than retry
+        raise kopf.PermanentError(
+            f"receiver: cannot listen on {options.receiver.address}:{options.receiver.port}: "
+            f"{e.strerror or e} (set --receiver-port / ALERT_CONTACTS_RECEIVER_PORT; 0 "
+            "disables the receiver)") from None
     memo.tasks = [
         *start_watches(memo.kube, store),
         asyncio.create_task(memo.reconciler.run(), name="reconcile loop"),
+        asyncio.create_task(memo.delivery.tests_after_sync(store.synced),
+                            name="test sends asked for while the operator was down"),
     ]
     if memo.elector is not None:
         memo.elector.start()
@@ -102,6 +125,10 @@ async def synced_probe(memo: kopf.Memo, **_: Any) -> bool:
 
 @kopf.on.cleanup()
 async def stop(memo: kopf.Memo, **_: Any) -> None:
+    if getattr(memo, "receiver", None) is not None:
+        await memo.receiver.cleanup()
+    if getattr(memo, "delivery", None) is not None:
+        await memo.delivery.close()
     tasks: list[asyncio.Task[None]] = memo.tasks
     for task in tasks:
         task.cancel()

@@ -64,6 +64,9 @@ class _Sharer:
         for key, value in status.items():
             if isinstance(value, list) and key == "conditions":
                 value = [self._condition(c) for c in value]
+            elif isinstance(value, list):  # claims: values differ, keys repeat
+                value = [{sys.intern(str(k)): v for k, v in item.items()}
+                         if isinstance(item, dict) else item for item in value]
             elif isinstance(value, dict):
                 value = {sys.intern(str(k)): v for k, v in value.items()}
             shared[sys.intern(str(key))] = value
