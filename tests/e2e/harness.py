@@ -224,8 +224,7 @@ class Operator:
         """Ready = its indexes are complete, it serves /healthz, and its webhook
         configuration points at the current process.
 
-        The log line comes first: kopf caches /healthz results for 10 s, so a
-        poll that landed before the sync would delay readiness by that much.
+        The log line comes first, so that a failure names the stage that hung.
         """
 
         def alive() -> None:

@@ -25,6 +25,7 @@ from alert_contacts import metrics
 from alert_contacts.receiver.server import start_receiver
 from alert_contacts.runtime.certs import write_self_signed
 from alert_contacts.runtime.delivery import start_delivery
+from alert_contacts.runtime.health import health_problem, serve_health
 from alert_contacts.runtime.kube import Kube, load_client
 from alert_contacts.runtime.lease import leader_election
 from alert_contacts.runtime.options import RunOptions
@@ -98,6 +99,10 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     ]
     if memo.elector is not None:
         memo.elector.start()
+    if options.health_port:
+        reconciler: Reconciler = memo.reconciler
+        memo.health = await serve_health(options.health_port, lambda: health_problem(
+            reconciler.synced.is_set(), reconciler.stalled_for()))
     logger.info(
         "alert-contacts operator starting: quota %d, default region %s, DingTalk hosts %s, "
         "webhook %s", options.settings.quota, options.settings.default_region,
@@ -105,26 +110,10 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     )
 
 
-# A change waiting this long for a reconcile pass means the loop is stuck.
-STALL_LIMIT_SECONDS = 60.0
-
-
-@kopf.on.probe(id="synced")
-async def synced_probe(memo: kopf.Memo, **_: Any) -> bool:
-    """/healthz answers 500 until the store holds every kind's initial listing
-    (readiness keeps admission requests away from a pod that would refuse them
-    with 503) and when the reconcile loop is stuck (liveness restarts the pod)."""
-    reconciler: Reconciler = memo.reconciler
-    if not reconciler.synced.is_set():
-        raise kopf.PermanentError("not synced yet: the initial listing is not in the store")
-    stalled = reconciler.stalled_for()
-    if stalled > STALL_LIMIT_SECONDS:
-        raise kopf.PermanentError(f"a change has waited {stalled:.0f}s for a reconcile pass")
-    return True
-
-
 @kopf.on.cleanup()
 async def stop(memo: kopf.Memo, **_: Any) -> None:
+    if getattr(memo, "health", None) is not None:
+        await memo.health.cleanup()
     if getattr(memo, "receiver", None) is not None:
         await memo.receiver.cleanup()
     if getattr(memo, "delivery", None) is not None:
