@@ -15,7 +15,6 @@ import asyncio
 import contextlib
 import logging
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -52,15 +51,6 @@ def _webhook_server(options: RunOptions) -> kopf.WebhookServer:
     )
 
 
-def _leader(memo: kopf.Memo) -> Callable[[], bool]:
-    """Whether this replica may deliver: with leader election (``memo.leadership``)
-    only the Lease holder does; without it, the one replica does."""
-    def is_leader() -> bool:
-        leadership = getattr(memo, "leadership", None)
-        return leadership is None or bool(leadership.is_leader())
-    return is_leader
-
-
 @kopf.on.startup()
 async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     options: RunOptions = memo.options
@@ -82,7 +72,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     memo.leadership, memo.elector = leader_election(options.lease, memo.kube)
     memo.reconciler = Reconciler(store, options.settings, memo.kube, memo.leadership)
     store.listen(memo.reconciler.on_change)
-    memo.delivery = start_delivery(options, store, memo.kube, _leader(memo))
+    memo.delivery = start_delivery(options, store, memo.kube, memo.leadership.is_leader)
     store.listen(memo.delivery.on_change)  # send-test annotations
     try:
         memo.receiver = await start_receiver(options.receiver, memo.delivery)
@@ -94,7 +84,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     memo.tasks = [
         *start_watches(memo.kube, store),
         asyncio.create_task(memo.reconciler.run(), name="reconcile loop"),
-        asyncio.create_task(memo.delivery.tests_after_sync(store.synced),
+        asyncio.create_task(memo.delivery.tests_after_sync(store.synced, memo.leadership.wait),
                             name="test sends asked for while the operator was down"),
     ]
     if memo.elector is not None:
