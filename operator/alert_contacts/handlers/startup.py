@@ -94,7 +94,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     memo.tasks = [
         *start_watches(memo.kube, store),
         asyncio.create_task(memo.reconciler.run(), name="reconcile loop"),
-        asyncio.create_task(memo.delivery.tests_after_sync(store.synced),
+        asyncio.create_task(memo.delivery.tests_after_sync(store.synced, memo.leadership.wait),
                             name="test sends asked for while the operator was down"),
     ]
     if memo.elector is not None:

@@ -538,12 +538,14 @@ class DeliveryEngine:
             if record.send_test:
                 self.request_test(record.ref, record.send_test, record.status)
 
-    async def tests_after_sync(self, synced: asyncio.Event) -> None:
-        """Once the view is complete and this replica leads: the tests that waited."""
+    async def tests_after_sync(self, synced: asyncio.Event,
+                               leading: Callable[[], Awaitable[None]] | None = None) -> None:
+        """Once the view is complete and (``leading``) this replica leads: the tests
+        that waited."""
         await synced.wait()
         self._synced = True
-        while not self.leader():
-            await asyncio.sleep(1)
+        if leading is not None:
+            await leading()
         self.scan_tests()
 
     async def _run_test(self, ref: ObjectRef, value: str) -> None:
