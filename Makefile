@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 CLUSTER := $(PY) tests/controlplane/cluster.py
 CHART := deploy/helm/alert-contacts-operator
 
-.PHONY: help install tools cluster-up cluster-down run crds manifests lint unit e2e test bench clean
+.PHONY: help install tools image cluster-up cluster-down run crds manifests lint unit e2e test bench clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  make %-13s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -24,6 +24,9 @@ install: $(STAMP) ## create .venv/ with the package and its test tools
 
 tools: ## build (or reuse from ~/.cache/alert-contacts) bin/{kube-apiserver,kube-controller-manager,etcd,kubectl,helm,kstatus,alertmanager}
 	bash tests/controlplane/build.sh
+
+image: ## build the operator image with podman on a cached Debian base (IMAGE, EXTRA_CA: tests/image/build.sh)
+	bash tests/image/build.sh
 
 cluster-up: install tools ## start the local control plane if not running; prints the kubeconfig path last
 	@$(CLUSTER) up
@@ -59,10 +62,10 @@ lint: install ## ruff and mypy (strict on the package)
 unit: install ## unit tests: pure functions, no cluster
 	$(VENV)/bin/pytest tests/unit
 
-e2e: install tools ## e2e tests on a real kube-apiserver + etcd started for the run
+e2e: install tools image ## e2e tests on a real kube-apiserver + etcd started for the run, and the image
 	$(VENV)/bin/pytest tests/e2e
 
-test: install tools lint ## the whole suite: lint, unit and e2e tests
+test: install tools image lint ## the whole suite: lint, unit and e2e tests (e2e runs the image)
 	$(VENV)/bin/pytest tests
 
 BENCH_ARGS ?=
@@ -70,7 +73,9 @@ bench: install tools ## benchmarks with ratios against in-run baselines (not par
 	$(PY) -m bench.bench_plan
 	$(PY) -m bench.bench_engine
 	$(PY) -m bench.bench_cluster
+	$(PY) -m bench.bench_delivery
 	$(PY) -m bench.bench_scale $(BENCH_ARGS)
+	$(PY) -m bench.bench_promotion
 
 clean: ## remove the venv and bin/ links (the build cache in ~/.cache stays)
 	rm -rf $(VENV) bin

@@ -10,6 +10,10 @@ certificates (a private key committed to a repository is no secret), so:
 - ``alert-contacts-operator-without-webhook.yaml``: no admission webhook, for
   clusters without cert-manager (the reconciler still decides every object).
 
+Neither carries a generated receiver token either: both read it from the
+Secret ``alert-contacts-receiver`` (key ``token``) that the user creates
+(docs/alerting.md); until then the receiver answers 401.
+
 ``make manifests`` writes them; a unit test fails when they are stale.
 """
 
@@ -31,15 +35,18 @@ NAMESPACE = "alert-contacts-system"
 # kubeVersion constraint; render for the oldest version the chart supports.
 KUBE_VERSION = "v1.31.0"
 
+RECEIVER_TOKEN = ["--set", "delivery.receiver.token.create=false",
+                  "--set", "delivery.receiver.token.existingSecret=alert-contacts-receiver"]
+
 # file name -> (what it is for, extra `helm template` arguments)
 VARIANTS: dict[str, tuple[str, list[str]]] = {
     "alert-contacts-operator.yaml": (
         "admission webhook with a cert-manager certificate (needs cert-manager)",
-        ["--set", "webhook.certManager.enabled=true"],
+        ["--set", "webhook.certManager.enabled=true", *RECEIVER_TOKEN],
     ),
     "alert-contacts-operator-without-webhook.yaml": (
         "no admission webhook (the reconciler still decides every object)",
-        ["--set", "webhook.enabled=false"],
+        ["--set", "webhook.enabled=false", *RECEIVER_TOKEN],
     ),
 }
 

@@ -25,9 +25,7 @@ def main(argv: list[str] | None = None) -> None:
     kopf.run(
         clusterwide=True,
         standalone=True,  # no kopf peering: a Lease elects the writer (runtime/lease.py)
-        liveness_endpoint=(
-            f"http://0.0.0.0:{options.health_port}/healthz" if options.health_port else None
-        ),
+        # /healthz is served by runtime/health.py (handlers/startup.py starts it).
         memo=kopf.Memo(options=options),
     )
 

@@ -1,4 +1,5 @@
-"""Prometheus metrics: objects by kind and Ready reason, quota, admission, reconcile time."""
+"""Prometheus metrics: objects by kind and Ready reason, quota, admission, reconcile time,
+and delivery (notifications, messages per channel and reason, queue depth, latency)."""
 
 from __future__ import annotations
 
@@ -50,6 +51,54 @@ def observe_pass(plan: Plan, writes: int, seconds: float, settings: Settings) ->
 
 def admission(kind: str, result: str) -> None:
     ADMISSIONS.labels(kind, result).inc()
+
+
+# ---------------------------------------------------------------- delivery
+
+NOTIFICATIONS = Counter(
+    "alert_contacts_notifications_received",
+    "Alertmanager notifications received, by result (delivered, retry, unauthorized, "
+    "malformed, unknown_group, too_large, busy, not_leader, timeout).",
+    ["result"],
+)
+MESSAGES_SENT = Counter(
+    "alert_contacts_messages_sent", "Messages delivered, by channel (dingtalk, email).",
+    ["channel"],
+)
+MESSAGES_FAILED = Counter(
+    "alert_contacts_messages_failed",
+    "Messages that failed for good or after their retries, by channel and reason.",
+    ["channel", "reason"],
+)
+MESSAGES_RETRIED = Counter(
+    "alert_contacts_messages_retried", "Attempts retried after a transient failure.",
+    ["channel", "reason"],
+)
+MESSAGES_SKIPPED = Counter(
+    "alert_contacts_messages_skipped",
+    "Messages not sent, by channel and reason (duplicate: the target already had it; "
+    "smtp_not_configured).",
+    ["channel", "reason"],
+)
+QUEUE_DEPTH = Gauge(
+    "alert_contacts_dingtalk_queue_depth",
+    "Messages waiting in the DingTalk send queues (all robots), e.g. for the rate limit.",
+)
+DELIVERY_SECONDS = Histogram(
+    "alert_contacts_delivery_duration_seconds",
+    "From receiving a notification to its last message's outcome, per channel.",
+    ["channel"],
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
+)
+NOTICES = Counter(
+    "alert_contacts_system_notices",
+    "System notices by result (sent, failed, smtp_not_configured).",
+    ["result"],
+)
+
+
+def notification_received(result: str) -> None:
+    NOTIFICATIONS.labels(result).inc()
 
 
 def serve(port: int) -> None:

@@ -308,3 +308,76 @@ SPEC_MODELS: dict[str, type[_Spec]] = {
 def spec_schema(kind: str) -> dict[str, Any]:
     """The raw pydantic JSON schema of a kind's spec (crdgen makes it structural)."""
     return SPEC_MODELS[kind].model_json_schema(by_alias=True, mode="validation")
+
+
+# ---------------------------------------------------------------- status written by delivery
+
+
+class _Status(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, validate_by_name=True,
+                              validate_by_alias=True)
+
+
+class DeliveryRecord(_Status):
+    """The outcome of the last delivery on this channel. Written when the outcome
+    changes (and its time refreshed at most every 10 minutes), not once per alert."""
+
+    time: str = Field(description="When this outcome was recorded (RFC 3339, UTC).",
+                      json_schema_extra={"format": "date-time"})
+    result: Literal["Delivered", "Failed", "Retrying"] = Field(
+        description=(
+            "Delivered; Failed (a permanent failure, not retried: fix the configuration); "
+            "Retrying (a transient failure that outlasted the in-request retries: "
+            "Alertmanager sends the notification again)."
+        ),
+    )
+    reason: str = Field(
+        description=(
+            "CamelCase reason: Delivered, SignatureRejected, KeywordMissing, IpNotAllowed, "
+            "TokenNotFound, BotDisabled, GroupDissolved, RateLimited, ServerError, "
+            "NetworkError, Timeout, SmtpRejected, SmtpAuthFailed, SmtpUnavailable, ..."
+        ),
+    )
+    code: int | None = Field(
+        default=None,
+        description="DingTalk errcode, SMTP reply code or HTTP status, when there was one.",
+    )
+    message: str | None = Field(
+        default=None,
+        description=(
+            "The receiving side's answer (DingTalk errmsg, SMTP reply) or what was sent; "
+            "never a token or an address."
+        ),
+    )
+
+
+class GroupDelivery(_Status):
+    """The group's last delivery per channel."""
+
+    dingtalk: DeliveryRecord | None = Field(
+        default=None, description="The last delivery to one of the group's DingTalkBots.")
+    email: DeliveryRecord | None = Field(
+        default=None, description="The last email to the group's member Contacts.")
+
+
+class LastTest(_Status):
+    """The last test send, requested with the alerting.contacts.dev/send-test annotation
+    (`kubectl contacts test`). A value already recorded here is not sent again."""
+
+    request: str = Field(description="The annotation's value this result answers.")
+    time: str = Field(description="When the test finished (RFC 3339, UTC).",
+                      json_schema_extra={"format": "date-time"})
+    result: Literal["Succeeded", "Failed"] = Field(description="Succeeded or Failed.")
+    message: str = Field(description="What was sent where, or why it failed.")
+
+
+STATUS_MODELS: dict[str, dict[str, type[BaseModel]]] = {
+    "DingTalkBot": {"delivery": DeliveryRecord, "lastTest": LastTest},
+    "ContactGroup": {"delivery": GroupDelivery, "lastTest": LastTest},
+}
+
+
+def status_field_schemas(kind: str) -> dict[str, dict[str, Any]]:
+    """Raw JSON schemas of the status fields the delivery engine writes for a kind."""
+    return {key: model.model_json_schema(by_alias=True, mode="validation")
+            for key, model in STATUS_MODELS.get(kind, {}).items()}

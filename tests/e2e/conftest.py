@@ -80,6 +80,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     """Attach the operator's log tail to a failing e2e test's report."""
     outcome = yield
     report = outcome.get_result()
-    operator = getattr(item, "funcargs", {}).get("operator")
+    funcargs = getattr(item, "funcargs", {})
+    # The delivery tests run their own operator (with a receiver) in place of the session's.
+    operator = getattr(funcargs.get("delivery"), "operator", None) or funcargs.get("operator")
     if report.failed and isinstance(operator, Operator):
         report.sections.append(("operator log (tail)", operator.tail(80)))

@@ -224,7 +224,7 @@ def chart_operator(
     lease_args = [a for a in operator_container["args"] if a.startswith(("--lease", "--leader"))]
     service = the(docs, "Service")
     vwc = the(docs, "ValidatingWebhookConfiguration")
-    tls = the(docs, "Secret")["data"]
+    tls = the(docs, "Secret", f"{RELEASE}-alert-contacts-operator-webhook-tls")["data"]
 
     # The webhook server: the chart's certificate, on a free local port.
     port = free_port()

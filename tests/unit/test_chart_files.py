@@ -38,6 +38,8 @@ KUBECTL = REPO / "bin/kubectl"
 KUBE_VERSION = "v1.35.4"  # our helm build defaults to v1.20 (no release ldflags)
 RELEASE, NAMESPACE = "aco", "alert-contacts-system"
 PLURALS = ("contacts", "dingtalkbots", "contactgroups")
+WEBHOOK_SECRET = f"{RELEASE}-alert-contacts-operator-webhook-tls"
+RECEIVER_SECRET = f"{RELEASE}-alert-contacts-operator-receiver"
 
 _spec = importlib.util.spec_from_file_location(
     "render_manifests", REPO / "deploy/render_manifests.py"
@@ -79,6 +81,10 @@ def one(docs: list[Doc], kind: str, name: str | None = None) -> Doc:
 
 def kinds(docs: list[Doc]) -> list[str]:
     return sorted(d["kind"] for d in docs)
+
+
+def names(docs: list[Doc], kind: str) -> list[str]:
+    return sorted(d["metadata"]["name"] for d in docs if d["kind"] == kind)
 
 
 def container(docs: list[Doc]) -> Doc:
@@ -407,7 +413,7 @@ def test_failure_policy_is_configurable() -> None:
 
 def test_self_contained_certificates_serve_the_service_name() -> None:
     docs = render()
-    secret = one(docs, "Secret")
+    secret = one(docs, "Secret", WEBHOOK_SECRET)
     vwc = one(docs, "ValidatingWebhookConfiguration")
     data = {k: base64.b64decode(v) for k, v in secret["data"].items()}
     ca = x509.load_pem_x509_certificate(data["ca.crt"])
@@ -431,7 +437,7 @@ def test_self_contained_certificates_serve_the_service_name() -> None:
 
 def test_cert_manager_certificates() -> None:
     docs = render("webhook.certManager.enabled=true")
-    assert "Secret" not in kinds(docs)
+    assert WEBHOOK_SECRET not in names(docs, "Secret")
     certificate = one(docs, "Certificate")
     vwc = one(docs, "ValidatingWebhookConfiguration")
     name = certificate["metadata"]["name"]
@@ -460,9 +466,10 @@ def test_cert_manager_with_a_given_issuer() -> None:
 
 def test_without_webhook() -> None:
     docs = render("webhook.enabled=false")
-    assert not {"ValidatingWebhookConfiguration", "Secret", "Certificate"} & set(kinds(docs))
+    assert not {"ValidatingWebhookConfiguration", "Certificate"} & set(kinds(docs))
+    assert WEBHOOK_SECRET not in names(docs, "Secret")
     ports = {p["name"] for p in one(docs, "Service")["spec"]["ports"]}
-    assert ports == {"metrics"}
+    assert ports == {"metrics", "receiver"}
     assert "webhook-tls" not in {v["name"] for v in one(docs, "Deployment")["spec"]["template"]
                                  ["spec"]["volumes"]}
 
@@ -475,3 +482,154 @@ def test_service_monitor_scrapes_the_metrics_port() -> None:
     assert monitor["spec"]["endpoints"][0]["port"] == "metrics"
     labels = service["metadata"]["labels"]
     assert monitor["spec"]["selector"]["matchLabels"].items() <= labels.items()
+
+
+# ---------------------------------------------------------------- alert delivery
+
+
+def container_env(c: Doc, secrets: dict[tuple[str, str], str] | None = None) -> dict[str, str]:
+    """The container's environment as the kubelet would set it, given Secret values
+    ``{(secret, key): value}``; an optional reference to a missing key is left out."""
+    env: dict[str, str] = {}
+    for var in c.get("env", []):
+        if "value" in var:
+            env[var["name"]] = var["value"]
+            continue
+        if "fieldRef" in var["valueFrom"]:  # POD_NAME, POD_NAMESPACE: set by the kubelet
+            continue
+        ref = var["valueFrom"]["secretKeyRef"]
+        found = (secrets or {}).get((ref["name"], ref["key"]))
+        if found is not None:
+            env[var["name"]] = found
+        else:
+            assert ref.get("optional") is True, f"{var['name']}: a missing Secret stops the Pod"
+    return env
+
+
+def test_receiver_has_its_own_port_and_service_port() -> None:
+    docs = render()
+    c = container(docs)
+    ports = {p["name"]: p["containerPort"] for p in c["ports"]}
+    secret = one(docs, "Secret", RECEIVER_SECRET)
+    token = base64.b64decode(secret["data"]["token"]).decode()
+    options = parse(c["args"], container_env(c, {(RECEIVER_SECRET, "token"): token}))
+    assert options.receiver.port == ports["receiver"] == 8088
+    assert ports["receiver"] not in (ports["webhook"], ports["health"], ports["metrics"])
+    assert options.receiver.address == "0.0.0.0"
+    assert options.receiver.token == token and len(token) >= 32
+    assert options.receiver.cert_dir is None
+    service = {p["name"]: p for p in one(docs, "Service")["spec"]["ports"]}
+    assert service["receiver"]["targetPort"] == "receiver"
+    assert service["receiver"]["port"] == 8088 != service["webhook"]["port"]
+
+
+def test_receiver_settings_map_onto_its_flags() -> None:
+    c = container(render("delivery.receiver.port=9000", "delivery.receiver.servicePort=80",
+                         "delivery.receiver.maxBodyBytes=4096",
+                         "delivery.receiver.maxConcurrency=4"))
+    options = parse(c["args"], container_env(c))
+    assert options.receiver.port == 9000
+    assert (options.receiver.max_body_bytes, options.receiver.max_concurrency) == (4096, 4)
+    assert options.receiver.token is None  # no Secret yet: every request gets 401
+
+
+def test_receiver_token_from_a_secret_the_user_names() -> None:
+    docs = render("delivery.receiver.token.create=false",
+                  "delivery.receiver.token.existingSecret=alertmanager-shared",
+                  "delivery.receiver.token.key=bearer")
+    assert RECEIVER_SECRET not in names(docs, "Secret")
+    c = container(docs)
+    options = parse(c["args"], container_env(c, {("alertmanager-shared", "bearer"): "t0k3n"}))
+    assert options.receiver.token == "t0k3n"
+    result = subprocess.run(
+        [tool(HELM), "template", RELEASE, str(CHART), "--kube-version", KUBE_VERSION,
+         "--set", "delivery.receiver.token.create=false"],
+        capture_output=True, text=True, timeout=30, check=False,
+    )
+    assert result.returncode != 0 and "existingSecret is required" in result.stderr
+
+
+def test_receiver_can_be_turned_off() -> None:
+    docs = render("delivery.receiver.enabled=false")
+    c = container(docs)
+    assert parse(c["args"], container_env(c)).receiver.port == 0
+    assert "receiver" not in {p["name"] for p in c["ports"]}
+    assert "receiver" not in {p["name"] for p in one(docs, "Service")["spec"]["ports"]}
+    assert RECEIVER_SECRET not in names(docs, "Secret")
+    assert "ALERT_CONTACTS_RECEIVER_TOKEN" not in container_env(c)
+
+
+def test_receiver_tls_mounts_the_named_secret() -> None:
+    docs = render("delivery.receiver.tls.enabled=true", "delivery.receiver.tls.secretName=rx")
+    c = container(docs)
+    options = parse(c["args"], container_env(c))
+    mounts = {m["name"]: m["mountPath"] for m in c["volumeMounts"]}
+    assert str(options.receiver.cert_dir) == mounts["receiver-tls"]
+    volumes = {v["name"]: v for v in one(docs, "Deployment")["spec"]["template"]["spec"]
+               ["volumes"]}
+    assert volumes["receiver-tls"]["secret"]["secretName"] == "rx"
+
+
+def test_smtp_secret_maps_onto_the_smtp_variables() -> None:
+    c = container(render("delivery.smtpSecret=mail"))
+    values = {"host": "smtp.example.com", "port": "465", "username": "alerts",
+              "password": "pw", "from": "alerts@example.com", "tls": "tls", "bcc": "false"}
+    env = container_env(c, {("mail", k): v for k, v in values.items()})
+    options = parse(c["args"], env)
+    smtp = options.delivery.smtp
+    assert smtp is not None
+    assert (smtp.host, smtp.port, smtp.username, smtp.password, smtp.sender, smtp.tls) == (
+        "smtp.example.com", 465, "alerts", "pw", "alerts@example.com", "tls")
+    assert options.delivery.bcc is False
+    # Only host and from in the Secret: the defaults hold (STARTTLS on 587, no login).
+    env = container_env(c, {("mail", "host"): "smtp.example.com",
+                            ("mail", "from"): "alerts@example.com"})
+    smtp = parse(c["args"], env).delivery.smtp
+    assert smtp is not None and (smtp.port, smtp.tls, smtp.username) == (587, "starttls", None)
+    # No Secret named: no email at all.
+    c = container(render())
+    assert parse(c["args"], container_env(c)).delivery.smtp is None
+    assert not [v for v in c["env"] if v["name"].startswith("ALERT_CONTACTS_SMTP_")]
+
+
+def test_time_zone_and_extra_ca(tmp_path: Path) -> None:
+    docs = render("delivery.timezone=Europe/Berlin", "delivery.extraCA.configMap=corp-ca",
+                  "delivery.extraCA.key=bundle.pem")
+    c = container(docs)
+    env = container_env(c)
+    mounts = {m["name"]: m["mountPath"] for m in c["volumeMounts"]}
+    assert env["ALERT_CONTACTS_EXTRA_CA_FILE"] == f"{mounts['extra-ca']}/bundle.pem"
+    volumes = {v["name"]: v for v in one(docs, "Deployment")["spec"]["template"]["spec"]
+               ["volumes"]}
+    assert volumes["extra-ca"]["configMap"]["name"] == "corp-ca"
+    # The file the kubelet would mount there, read as the operator reads it.
+    (tmp_path / "bundle.pem").write_text("-----BEGIN CERTIFICATE-----\n")
+    env["ALERT_CONTACTS_EXTRA_CA_FILE"] = str(tmp_path / "bundle.pem")
+    delivery = parse(c["args"], env).delivery.settings
+    assert str(delivery.timezone) == "Europe/Berlin"
+    assert delivery.extra_ca_file == tmp_path / "bundle.pem"
+    assert str(parse(c["args"], container_env(container(render()))).delivery.settings.timezone
+               ) == "Asia/Shanghai"
+
+
+def test_dingtalk_hosts_may_carry_a_port() -> None:
+    c = container(render("dingtalkHosts={oapi.dingtalk.com,dingtalk.corp.example:8443}"))
+    options = parse(c["args"], container_env(c))
+    assert options.settings.dingtalk_hosts == ("oapi.dingtalk.com", "dingtalk.corp.example:8443")
+
+
+def test_templates_config_map_is_the_templates_dir(tmp_path: Path) -> None:
+    docs = render("delivery.templatesConfigMap=our-templates")
+    c = container(docs)
+    env = container_env(c)
+    mounts = {m["name"]: m["mountPath"] for m in c["volumeMounts"]}
+    assert env["ALERT_CONTACTS_TEMPLATES_DIR"] == mounts["templates"]
+    volumes = {v["name"]: v for v in one(docs, "Deployment")["spec"]["template"]["spec"]
+               ["volumes"]}
+    assert volumes["templates"]["configMap"]["name"] == "our-templates"
+    # What the kubelet would mount there (a ConfigMap key per file), read by the operator.
+    (tmp_path / "dingtalk.md.j2").write_text("{{ status }}")
+    env["ALERT_CONTACTS_TEMPLATES_DIR"] = str(tmp_path)
+    templates = parse(c["args"], env).delivery.templates
+    assert (templates.dingtalk, templates.email) == ("{{ status }}", None)
+    assert "ALERT_CONTACTS_TEMPLATES_DIR" not in container_env(container(render()))

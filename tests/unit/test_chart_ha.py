@@ -49,7 +49,8 @@ def test_replicas_prefer_different_nodes() -> None:
 def test_lease_flags_are_ones_the_operator_accepts() -> None:
     c = container(render("ha.leaderElection.leaseDuration=20",
                          "ha.leaderElection.renewDeadline=12"))
-    env = {e["name"]: e["valueFrom"]["fieldRef"]["fieldPath"] for e in c["env"]}
+    env = {e["name"]: e["valueFrom"]["fieldRef"]["fieldPath"] for e in c["env"]
+           if "fieldRef" in e.get("valueFrom", {})}
     assert env == {"POD_NAME": "metadata.name", "POD_NAMESPACE": "metadata.namespace"}
     lease = parse(c["args"], {"POD_NAME": "aco-1", "POD_NAMESPACE": NAMESPACE}).lease
     assert lease.enabled and lease.name == FULLNAME

@@ -100,7 +100,7 @@ def test_transition_events_only_when_ready_changes() -> None:
     records = [_record("Contact", "alice", {"email": "alice@example.com"}, "2026-01-01T00:00:01Z")]
     contacts = records
     first = plan_status(contacts, [], [], {}, SETTINGS, NOW)
-    assert first.writes[0].event == ("Normal", "Accepted", first.writes[0].event[2])
+    assert first.writes[0].event == ("Normal", "Accepted", "valid, unique and within the quota")
     after, _ = _apply(records)
     edited = [ObjectRecord(r.ref, r.uid, r.created, 2, r.spec, r.status) for r in after]
     second = plan_status(edited, [], [], {}, SETTINGS, NOW)

@@ -89,6 +89,11 @@ def test_alice_does_not_match_other_values(filters: Filters) -> None:
     assert not matches(ALICE, filters)
 
 
+def test_name_and_email_filters_fold_full_width_forms_as_the_operator_does() -> None:
+    assert matches(ALICE, Filters(email="\uff41\uff4c\uff49\uff43\uff45@"))  # full-width
+    assert matches(ALICE, Filters(name="\uff37\uff41\uff4e\uff47"))
+
+
 def test_mobile_matches_the_normalized_form_too() -> None:
     # Written without the country code; the operator's normalised form has it.
     assert matches(BOB, Filters(mobile="+86 139 0013 9000"))

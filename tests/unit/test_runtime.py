@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from types import SimpleNamespace
+import socket
 from typing import Any
 
-import kopf
+import aiohttp
 import pytest
 
-from alert_contacts.handlers.startup import STALL_LIMIT_SECONDS, synced_probe
 from alert_contacts.runtime import logs, reconciler
+from alert_contacts.runtime.health import STALL_LIMIT_SECONDS, health_problem, serve_health
 from alert_contacts.runtime.reconciler import Reconciler
 from alert_contacts.runtime.store import Store
 from alert_contacts.settings import Settings
@@ -21,16 +21,46 @@ def _reconciler() -> Reconciler:
     return Reconciler(store=Store(Settings()), settings=Settings(), kube=None)  # type: ignore[arg-type]
 
 
-def _probe(r: Reconciler) -> Any:
-    return asyncio.run(synced_probe(memo=SimpleNamespace(reconciler=r)))
+def _probe(r: Reconciler) -> str | None:
+    return health_problem(r.synced.is_set(), r.stalled_for())
 
 
 def test_health_fails_until_synced() -> None:
     r = _reconciler()
-    with pytest.raises(kopf.PermanentError, match="not synced"):
-        _probe(r)
+    assert "not synced" in (_probe(r) or "")
     r.synced.set()
-    assert _probe(r) is True
+    assert _probe(r) is None
+
+
+def test_healthz_answers_503_with_the_reason_then_200_without_logging_an_error(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    not_synced = "not synced yet: the initial listing is not in the store"
+    problem: list[str | None] = [not_synced]
+
+    async def scenario() -> list[tuple[int, dict[str, Any]]]:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        runner = await serve_health(port, lambda: problem[0])
+        answers = []
+        try:
+            async with aiohttp.ClientSession() as session:
+                for _ in range(2):
+                    async with session.get(f"http://127.0.0.1:{port}/healthz") as response:
+                        answers.append((response.status, await response.json()))
+                    problem[0] = None
+        finally:
+            await runner.cleanup()
+        return answers
+
+    with caplog.at_level(logging.INFO):
+        answers = asyncio.run(scenario())
+    assert answers == [
+        (503, {"synced": False, "reason": not_synced}),
+        (200, {"synced": True}),
+    ]
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
 
 def test_health_fails_when_a_change_waits_too_long(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -40,11 +70,10 @@ def test_health_fails_when_a_change_waits_too_long(monkeypatch: pytest.MonkeyPat
     monkeypatch.setattr(reconciler.time, "monotonic", lambda: now[0])
     r.poke()
     now[0] += STALL_LIMIT_SECONDS - 1
-    assert _probe(r) is True
+    assert _probe(r) is None
     now[0] += 2
     assert r.stalled_for() == pytest.approx(STALL_LIMIT_SECONDS + 1)
-    with pytest.raises(kopf.PermanentError, match="waited 61s"):
-        _probe(r)
+    assert "waited 61s" in (_probe(r) or "")
 
 
 def test_a_later_poke_does_not_reset_the_wait(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+import phonenumbers
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from phonenumbers import PhoneNumberFormat, PhoneNumberType
 
 from alert_contacts.domain.records import SECRET_TYPE_KEY, secret_data, secret_value
 from alert_contacts.domain.types import Claim, NotOpaque, Reason
@@ -727,3 +729,70 @@ def test_display_name_defaults_to_the_object_name_when_absent_or_blank() -> None
     assert display_name({"displayName": "  "}, "alice") == "alice"
     assert display_name({"displayName": ""}, "alice") == "alice"
     assert display_name({}, "alice") == "alice"
+
+
+# ---------------------------------------------------------------- limits at their edges
+
+
+@pytest.mark.parametrize(("length", "valid"), [(15, False), (16, True), (128, True), (129, False)])
+def test_access_token_length_limits_at_their_edges(length: int, valid: bool) -> None:
+    token = "a1_-" * 32 + "b"  # every allowed kind of character
+    url = f"https://oapi.dingtalk.com/robot/send?access_token={token[:length]}"
+    inline = validate_bot({"webhook": {"url": url}}, no_secrets, CN)
+    held = validate_bot({"webhook": {"secretRef": {"name": "bot", "key": "url"}}},
+                        secrets({("bot", "url"): url}), CN)
+    for verdict in (inline, held):
+        assert verdict.valid is valid, verdict.message
+        if valid:
+            assert verdict.claims == (Claim("webhook", token[:length]),)
+        else:
+            assert "the access_token must be 16 to 128 letters, digits, '-' or '_'" in (
+                verdict.message)
+
+
+@pytest.mark.parametrize(("length", "valid"), [(15, False), (16, True), (128, True), (129, False)])
+def test_signing_secret_length_limits_at_their_edges(length: int, valid: bool) -> None:
+    secret = "SEC" + ("a1B2" * 33)[:length]
+    spec = {"webhook": {"url": URL}, "signingSecretRef": {"name": "bot", "key": "secret"}}
+    verdict = validate_bot(spec, secrets({("bot", "secret"): secret}), CN)
+    assert verdict.valid is valid, verdict.message
+    if not valid:
+        assert "must be 'SEC' followed by 16 to 128 letters and digits" in verdict.message
+
+
+# ---------------------------------------------------------------- real numbers, every region
+
+
+def _example_mobiles() -> list[tuple[str, phonenumbers.PhoneNumber]]:
+    found = []
+    for region in sorted(phonenumbers.SUPPORTED_REGIONS):
+        number = phonenumbers.example_number_for_type(region, PhoneNumberType.MOBILE)
+        if number is not None and phonenumbers.is_valid_number(number):
+            found.append((region, number))
+    return found
+
+
+EXAMPLE_MOBILES = _example_mobiles()
+FORMATS = [PhoneNumberFormat.E164, PhoneNumberFormat.INTERNATIONAL, PhoneNumberFormat.RFC3966]
+
+
+def test_example_mobiles_cover_most_regions() -> None:
+    assert len(EXAMPLE_MOBILES) > 200  # the property below sees the world, not a handful
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(EXAMPLE_MOBILES), st.sampled_from(FORMATS),
+       st.sampled_from(["", " ", "-"]))
+def test_real_mobiles_of_every_region_are_valid_and_normalisation_is_idempotent(
+    example: tuple[str, phonenumbers.PhoneNumber], form: PhoneNumberFormat, separator: str
+) -> None:
+    region, number = example
+    text = phonenumbers.format_number(number, form).removeprefix("tel:")
+    text = text.replace(" ", separator) if form is PhoneNumberFormat.INTERNATIONAL else text
+    e164 = phonenumbers.format_number(number, PhoneNumberFormat.E164)
+    verdict = validate_contact({"mobile": text}, CN)
+    assert verdict.valid, f"{region} {text!r}: {verdict.message}"
+    assert verdict.normalized == {"mobile": e164}
+    again = validate_contact({"mobile": verdict.normalized["mobile"]}, CN)
+    assert again.normalized == verdict.normalized
+    assert again.claims == verdict.claims == (Claim("mobile", e164),)

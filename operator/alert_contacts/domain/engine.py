@@ -26,7 +26,7 @@ kopf, no I/O.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
 from sortedcontainers import SortedList
@@ -38,7 +38,7 @@ from alert_contacts.domain.decisions import (
     eligible_decision,
     invalid_decision,
 )
-from alert_contacts.domain.groups import evaluate_group, member_refs
+from alert_contacts.domain.groups import GroupDecision, evaluate_group, member_refs
 from alert_contacts.domain.plan import (
     StatusWrite,
     bot_verdict,
@@ -49,7 +49,7 @@ from alert_contacts.domain.plan import (
     status_write,
 )
 from alert_contacts.domain.records import ObjectRecord
-from alert_contacts.domain.types import Candidate, Claim, ObjectRef
+from alert_contacts.domain.types import Candidate, Claim, ObjectRef, Verdict
 from alert_contacts.settings import Settings
 
 CONTACT, BOT, GROUP, SECRET = "Contact", "DingTalkBot", "ContactGroup", "Secret"
@@ -85,7 +85,9 @@ class DecisionEngine:
         self.settings = settings
         self._records: dict[ObjectRef, ObjectRecord] = {}
         self._candidates: dict[ObjectRef, Candidate] = {}
-        self._claimants: dict[Claim, SortedList[_Entry]] = {}
+        # Most keys have one claimant: it is kept as a bare entry, and only a key
+        # with two or more gets a SortedList (about 200 bytes less per key).
+        self._claimants: dict[Claim, _Entry | SortedList[_Entry]] = {}
         self._eligible: SortedList[_Entry] = SortedList()
         self._eligible_entry: dict[ObjectRef, _Entry] = {}
         self._groups: dict[ObjectRef, ObjectRecord] = {}
@@ -110,8 +112,7 @@ class DecisionEngine:
         """A Contact, DingTalkBot or ContactGroup was created or changed."""
         if record.ref.kind == GROUP:
             return self._apply_group(record)
-        touched = self._set_claimant(record.ref, record)
-        return touched
+        return self._set_claimant(record.ref, record)
 
     def remove(self, ref: ObjectRef) -> set[ObjectRef]:
         """A Contact, DingTalkBot or ContactGroup was deleted."""
@@ -140,18 +141,11 @@ class DecisionEngine:
     def __contains__(self, ref: object) -> bool:
         return ref in self._records or ref in self._groups
 
-    def refs(self) -> Iterator[ObjectRef]:
-        yield from self._records
-        yield from self._groups
-
     def record(self, ref: ObjectRef) -> ObjectRecord | None:
         return self._records.get(ref) or self._groups.get(ref)
 
     def candidate(self, ref: ObjectRef) -> Candidate | None:
         return self._candidates.get(ref)
-
-    def secret(self, namespace: str, name: str) -> Mapping[str, str] | None:
-        return self._secrets.get((namespace, name))
 
     def secret_index(self) -> Mapping[SecretKey, Mapping[str, str]]:
         return self._secrets
@@ -159,14 +153,14 @@ class DecisionEngine:
     def owner(self, claim: Claim, *, excluding: ObjectRef | None = None) -> ObjectRef | None:
         """The owner of ``claim`` (its earliest valid claimant), optionally as if
         ``excluding`` did not claim it."""
-        for _, ref in self._claimants.get(claim, ()):
+        for _, ref in self._entries(claim):
             if ref != excluding:
                 return ref
         return None
 
     def claimants(self, claim: Claim) -> list[ObjectRef]:
         """Valid claimants of ``claim``, owner first."""
-        return [ref for _, ref in self._claimants.get(claim, ())]
+        return [ref for _, ref in self._entries(claim)]
 
     def in_use(self, *, excluding: ObjectRef | None = None) -> int:
         """Valid and unique objects (each needs a quota slot), optionally not counting one."""
@@ -187,7 +181,7 @@ class DecisionEngine:
         verdict = candidate.verdict
         if not verdict.valid:
             return invalid_decision(verdict)
-        conflicts = conflicts_of(candidate, lambda claim: self._claimants[claim][0][1])
+        conflicts = conflicts_of(candidate, self._owner_of_claimed)
         if conflicts:
             return duplicate_decision(verdict, conflicts)
         position = self.position(ref)
@@ -201,22 +195,24 @@ class DecisionEngine:
     def ready(self, ref: ObjectRef) -> bool:
         return ref in self._candidates and self.decision(ref).ready
 
+    def group_decision(self, ref: ObjectRef) -> GroupDecision:
+        group = self._groups[ref]
+        members = member_refs(ref.namespace, group.spec)
+        ready = {m: self.ready(m) for m in members if m in self._candidates}
+        return evaluate_group(ref.namespace, group.spec, ready)
+
     def desired_status(self, ref: ObjectRef, since_now: str) -> dict[str, Any]:
         """The status ``plan_status`` would want for ``ref`` (which must exist)."""
         group = self._groups.get(ref)
         if group is not None:
-            members = member_refs(ref.namespace, group.spec)
-            ready = {m: self.ready(m) for m in members if m in self._candidates}
-            return group_desired_status(group, evaluate_group(ref.namespace, group.spec, ready))
+            return group_desired_status(group, self.group_decision(ref))
         record = self._records[ref]
         return claimant_status(record, self._candidates[ref], self.decision(ref), since_now)
 
     def reason(self, ref: ObjectRef) -> str:
-        group = self._groups.get(ref)
-        if group is not None:
-            members = member_refs(ref.namespace, group.spec)
-            ready = {m: self.ready(m) for m in members if m in self._candidates}
-            return evaluate_group(ref.namespace, group.spec, ready).reason
+        """The reason of ``ref``'s Ready condition (which must exist)."""
+        if ref in self._groups:
+            return self.group_decision(ref).reason
         return self.decision(ref).reason
 
     def write_for(self, ref: ObjectRef, now: str, since_now: str) -> StatusWrite | None:
@@ -228,7 +224,7 @@ class DecisionEngine:
 
     # ------------------------------------------------------------ claimants
 
-    def _verdict(self, record: ObjectRecord) -> Any:
+    def _verdict(self, record: ObjectRecord) -> Verdict:
         if record.ref.kind == CONTACT:
             return contact_verdict(record, self.settings)
         return bot_verdict(record, self._secrets, self.settings)
@@ -246,10 +242,7 @@ class DecisionEngine:
 
         if old is not None:
             for claim in old_claims:
-                claimants = self._claimants[claim]
-                claimants.remove((old.claim_key(claim), ref))
-                if not claimants:
-                    del self._claimants[claim]
+                self._drop_claimant(claim, (old.claim_key(claim), ref))
         self._track_secrets(ref, self._records.get(ref), record)
         if new is None or record is None:
             self._candidates.pop(ref, None)
@@ -258,7 +251,7 @@ class DecisionEngine:
             self._candidates[ref] = new
             self._records[ref] = record
             for claim in new_claims:
-                self._claimants.setdefault(claim, SortedList()).add((new.claim_key(claim), ref))
+                self._add_claimant(claim, (new.claim_key(claim), ref))
 
         # A changed owner changes every claimant's decision (losers' messages name it).
         touched = {ref}
@@ -278,6 +271,35 @@ class DecisionEngine:
             touched |= self._groups_naming.get(other, set())
         return touched
 
+    def _entries(self, claim: Claim) -> Sequence[_Entry]:
+        found = self._claimants.get(claim)
+        if found is None:
+            return ()
+        return found if isinstance(found, SortedList) else (found,)
+
+    def _owner_of_claimed(self, claim: Claim) -> ObjectRef:
+        """The owner of a key someone valid claims."""
+        found = self._claimants[claim]
+        return found[0][1] if isinstance(found, SortedList) else found[1]
+
+    def _add_claimant(self, claim: Claim, entry: _Entry) -> None:
+        found = self._claimants.get(claim)
+        if found is None:
+            self._claimants[claim] = entry
+        elif isinstance(found, SortedList):
+            found.add(entry)
+        else:
+            self._claimants[claim] = SortedList((found, entry))
+
+    def _drop_claimant(self, claim: Claim, entry: _Entry) -> None:
+        found = self._claimants[claim]
+        if not isinstance(found, SortedList):
+            del self._claimants[claim]
+            return
+        found.remove(entry)
+        if len(found) == 1:
+            self._claimants[claim] = found[0]
+
     def _readiness(self, ref: ObjectRef) -> bool | None:
         """None: does not exist; otherwise whether it is Ready."""
         return self.ready(ref) if ref in self._candidates else None
@@ -286,7 +308,7 @@ class DecisionEngine:
         candidate = self._candidates.get(ref)
         if candidate is None or not candidate.verdict.valid:
             return False
-        return all(self._claimants[claim][0][1] == ref for claim in candidate.verdict.claims)
+        return all(self._owner_of_claimed(claim) == ref for claim in candidate.verdict.claims)
 
     def _refresh_eligibility(self, ref: ObjectRef) -> set[ObjectRef]:
         """Re-file ``ref`` in the quota order; returns the object pushed across the boundary."""

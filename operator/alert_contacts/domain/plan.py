@@ -15,6 +15,7 @@ from typing import Any
 
 from alert_contacts.domain.conditions import bot_status, contact_status, status_patch, transition
 from alert_contacts.domain.decisions import Decision, decide
+from alert_contacts.domain.feedback import with_delivering
 from alert_contacts.domain.groups import GroupDecision, evaluate_group, group_status
 from alert_contacts.domain.records import ObjectRecord, secret_value
 from alert_contacts.domain.tenure import claim_records, eligible_record, order_time, tenure
@@ -110,6 +111,8 @@ def claimant_status(
     build = contact_status if record.ref.kind == "Contact" else bot_status
     status = build(decision, record.generation)
     status["displayName"] = display_name(record.spec, record.ref.name)
+    if record.ref.kind == "DingTalkBot":  # Delivering comes from status.delivery
+        status = with_delivering(status, record.status, record.generation)
     claims = candidate.verdict.claims if candidate.verdict.valid else ()
     status["claims"] = claim_records(claims, candidate.claimed_since, record.uid, since_now)
     status["eligibleSince"] = eligible_record(

@@ -33,6 +33,8 @@ class ObjectRecord:
     spec: Mapping[str, Any]
     status: Mapping[str, Any]
     verdict: Verdict | None = field(default=None, compare=False)
+    # The alerting.contacts.dev/send-test annotation (a test send asked for), if set.
+    send_test: str | None = None
 
 
 def _mapping(value: Any) -> Mapping[str, Any]:
@@ -51,7 +53,16 @@ def record_of(kind: str, body: Mapping[str, Any], verdict: Verdict | None = None
         spec=_mapping(body.get("spec")),
         status=_mapping(body.get("status")),
         verdict=verdict,
+        send_test=_send_test(meta),
     )
+
+
+SEND_TEST_ANNOTATION = "alerting.contacts.dev/send-test"
+
+
+def _send_test(meta: Mapping[str, Any]) -> str | None:
+    value = _mapping(meta.get("annotations")).get(SEND_TEST_ANNOTATION)
+    return value if isinstance(value, str) and value else None
 
 
 def secret_data(body: Mapping[str, Any]) -> dict[str, str]:

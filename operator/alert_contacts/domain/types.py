@@ -101,7 +101,7 @@ class Verdict:
         return "; ".join(p.message for p in self.problems)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Candidate:
     """A Contact or DingTalkBot as the ordering sees it.
 

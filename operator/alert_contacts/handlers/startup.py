@@ -1,5 +1,5 @@
-"""Operator startup: settings, the webhook server, the API client, the watches and the
-reconcile loop.
+"""Operator startup: settings, the webhook server, the API client, the watches, the
+reconcile loop, and alert delivery (the receiver and the delivery engine).
 
 Everything configurable is read here, once; nothing is read at import time.
 kopf runs no watch of ours: ``runtime.watch`` lists and watches every kind into
@@ -21,7 +21,10 @@ from typing import Any
 import kopf
 
 from alert_contacts import metrics
+from alert_contacts.receiver.server import start_receiver
 from alert_contacts.runtime.certs import write_self_signed
+from alert_contacts.runtime.delivery import start_delivery
+from alert_contacts.runtime.health import health_problem, serve_health
 from alert_contacts.runtime.kube import Kube, load_client
 from alert_contacts.runtime.lease import leader_election
 from alert_contacts.runtime.options import RunOptions
@@ -69,12 +72,27 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     memo.leadership, memo.elector = leader_election(options.lease, memo.kube)
     memo.reconciler = Reconciler(store, options.settings, memo.kube, memo.leadership)
     store.listen(memo.reconciler.on_change)
+    memo.delivery = start_delivery(options, store, memo.kube, memo.leadership.is_leader)
+    store.listen(memo.delivery.on_change)  # send-test annotations
+    try:
+        memo.receiver = await start_receiver(options.receiver, memo.delivery)
+    except OSError as e:  # a taken port: stop with a clear message rather than retry
+        raise kopf.PermanentError(
+            f"receiver: cannot listen on {options.receiver.address}:{options.receiver.port}: "
+            f"{e.strerror or e} (set --receiver-port / ALERT_CONTACTS_RECEIVER_PORT; 0 "
+            "disables the receiver)") from None
     memo.tasks = [
         *start_watches(memo.kube, store),
         asyncio.create_task(memo.reconciler.run(), name="reconcile loop"),
+        asyncio.create_task(memo.delivery.tests_after_sync(store.synced, memo.leadership.wait),
+                            name="test sends asked for while the operator was down"),
     ]
     if memo.elector is not None:
         memo.elector.start()
+    if options.health_port:
+        reconciler: Reconciler = memo.reconciler
+        memo.health = await serve_health(options.health_port, lambda: health_problem(
+            reconciler.synced.is_set(), reconciler.stalled_for()))
     logger.info(
         "alert-contacts operator starting: quota %d, default region %s, DingTalk hosts %s, "
         "webhook %s", options.settings.quota, options.settings.default_region,
@@ -82,26 +100,14 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     )
 
 
-# A change waiting this long for a reconcile pass means the loop is stuck.
-STALL_LIMIT_SECONDS = 60.0
-
-
-@kopf.on.probe(id="synced")
-async def synced_probe(memo: kopf.Memo, **_: Any) -> bool:
-    """/healthz answers 500 until the store holds every kind's initial listing
-    (readiness keeps admission requests away from a pod that would refuse them
-    with 503) and when the reconcile loop is stuck (liveness restarts the pod)."""
-    reconciler: Reconciler = memo.reconciler
-    if not reconciler.synced.is_set():
-        raise kopf.PermanentError("not synced yet: the initial listing is not in the store")
-    stalled = reconciler.stalled_for()
-    if stalled > STALL_LIMIT_SECONDS:
-        raise kopf.PermanentError(f"a change has waited {stalled:.0f}s for a reconcile pass")
-    return True
-
-
 @kopf.on.cleanup()
 async def stop(memo: kopf.Memo, **_: Any) -> None:
+    if getattr(memo, "health", None) is not None:
+        await memo.health.cleanup()
+    if getattr(memo, "receiver", None) is not None:
+        await memo.receiver.cleanup()
+    if getattr(memo, "delivery", None) is not None:
+        await memo.delivery.close()
     tasks: list[asyncio.Task[None]] = memo.tasks
     for task in tasks:
         task.cancel()

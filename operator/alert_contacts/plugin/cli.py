@@ -8,8 +8,11 @@ manifests, a deletion not confirmed), 2 a usage error.
 from __future__ import annotations
 
 import argparse
+import datetime
 import os
+import secrets
 import sys
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import IO, Any
 
@@ -41,9 +44,15 @@ examples:
   kubectl contacts delete alice bob -n team-a        # shows what goes, then asks
   kubectl contacts delete -l team=payments --yes
   kubectl contacts validate -f contacts/ -R          # offline; exit code 1 on errors
+  kubectl contacts test bot oncall -n team-a         # send a test message, print the result
+  kubectl contacts test group sre --timeout 2m       # every bot and email of the group
 """
 
 Connect = Callable[[ConnectOptions], Store]
+
+SEND_TEST = f"{GROUP}/send-test"
+TEST_KINDS = {"bot": "DingTalkBot", "group": "ContactGroup"}
+TEST_POLL_SECONDS = 1.0
 
 
 class UsageError(Exception):
@@ -78,7 +87,8 @@ def _output_flags(parser: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
-        description="Search, list, delete and validate alert Contacts and DingTalkBots.",
+        description="Search, list, delete, validate and test alert Contacts, DingTalkBots "
+        "and ContactGroups.",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _connection_flags(parser, suppress=False)
@@ -136,6 +146,20 @@ def build_parser() -> argparse.ArgumentParser:
                        help="allowed webhook hosts, comma-separated "
                        "[env ALERT_CONTACTS_DINGTALK_HOSTS, default oapi.dingtalk.com]")
     _connection_flags(check, suppress=True)  # accepted for symmetry, never used: offline
+
+    test = commands.add_parser(
+        "test", help="send a test message to a DingTalk bot or a whole group; print the result",
+        description="Set the alerting.contacts.dev/send-test annotation to a new value; the "
+        "operator sends one clearly marked test message (a group: to every Ready bot and the "
+        "emails of its Ready contacts) and records status.lastTest. Waits for that record and "
+        "prints it. Exit code 1 when the test failed or no result came in time.",
+    )
+    test.add_argument("kind", choices=sorted(TEST_KINDS), metavar="bot|group",
+                      help="bot (a DingTalkBot) or group (a ContactGroup)")
+    test.add_argument("name", metavar="NAME")
+    test.add_argument("--timeout", default="90s", metavar="DURATION",
+                      help="how long to wait for the result (default 90s)")
+    _connection_flags(test, suppress=True)
     return parser
 
 
@@ -199,6 +223,23 @@ def groups_listing(
         if hit:
             affected[f"contactgroup/{metadata.get('name')}"] = hit
     return affected
+
+
+# ---------------------------------------------------------------- test, pure parts
+
+
+def send_test_value(now: datetime.datetime, nonce: str) -> str:
+    """A fresh annotation value: readable time plus a nonce (two runs in one second differ)."""
+    return f"{now.strftime('%Y%m%dT%H%M%SZ')}-{nonce}"
+
+
+def send_test_result(obj: Mapping[str, Any] | None, request: str) -> Mapping[str, Any] | None:
+    """``status.lastTest`` once it answers ``request``, else None."""
+    status = (obj or {}).get("status")
+    last = status.get("lastTest") if isinstance(status, Mapping) else None
+    if isinstance(last, Mapping) and last.get("request") == request:
+        return last
+    return None
 
 
 # ---------------------------------------------------------------- commands
@@ -312,6 +353,36 @@ class Commands:
             self.out.write(f"{label} deleted\n" if gone else f"{label} was already gone\n")
         return EXIT_ERROR if failed else EXIT_OK
 
+    def cmd_test(self, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep) -> int:
+        args = self.args
+        kind = TEST_KINDS[args.kind]
+        timeout = parse_duration(args.timeout)
+        store = self.store()
+        namespace = store.namespace
+        label = f"{kind.lower()}/{args.name}"
+        if store.get(kind, namespace, args.name) is None:
+            self.err.write(f"error: no {kind} {args.name!r} in namespace {namespace}\n")
+            return EXIT_ERROR
+        request = send_test_value(datetime.datetime.now(datetime.UTC), secrets.token_hex(3))
+        store.annotate(kind, namespace, args.name, SEND_TEST, request)
+        self.err.write(f"{label}: test {request} requested; waiting up to {args.timeout} "
+                       "for the operator\n")
+        deadline = clock() + timeout
+        while True:
+            result = send_test_result(store.get(kind, namespace, args.name), request)
+            if result is not None:
+                outcome = str(result.get("result", "Failed"))
+                self.out.write(f"{label}: {outcome}: {result.get('message', '')}\n")
+                return EXIT_OK if outcome == "Succeeded" else EXIT_ERROR
+            if clock() >= deadline:
+                self.err.write(
+                    f"error: {label}: no result within {args.timeout}: is the operator running "
+                    f"(and, with several replicas, the leader), and is the object Ready? "
+                    f"See kubectl get {kind.lower()} -n {namespace} {args.name} -o yaml\n")
+                return EXIT_ERROR
+            sleep(TEST_POLL_SECONDS)
+
     def cmd_validate(self) -> int:
         args = self.args
         env = {**os.environ}
@@ -362,6 +433,7 @@ def run(
         command: Callable[[], int] = {
             "search": commands.cmd_search, "list": commands.cmd_list,
             "delete": commands.cmd_delete, "validate": commands.cmd_validate,
+            "test": commands.cmd_test,
         }[args.command]
         result = command()
     except UsageError as e:

@@ -57,6 +57,14 @@ class Store(Protocol):
         """Delete one object; False when it was already gone."""
         ...
 
+    def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        """One object, or None when it does not exist."""
+        ...
+
+    def annotate(self, kind: str, namespace: str, name: str, key: str, value: str) -> None:
+        """Set one annotation (a merge patch of metadata.annotations)."""
+        ...
+
 
 @dataclass(frozen=True)
 class ConnectOptions:
@@ -268,6 +276,26 @@ class KubeStore:
             raise self._unreachable(getattr(e, "reason", None) or e, _attempts(e)) from None
         return True
 
+    def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        plural = PLURALS[kind]
+        try:
+            found = self._custom.get_namespaced_custom_object(
+                GROUP, VERSION, namespace, plural, name, _request_timeout=self._timeout
+            )
+        except ApiException as e:
+            if _object_not_found(e):
+                return None
+            raise self._explain(f"get {kind.lower()}/{name}", plural, e) from None
+        except urllib3.exceptions.HTTPError as e:
+            raise self._unreachable(getattr(e, "reason", None) or e, _attempts(e)) from None
+        return found if isinstance(found, dict) else None
+
+    def annotate(self, kind: str, namespace: str, name: str, key: str, value: str) -> None:
+        plural = PLURALS[kind]
+        self._call(f"annotate {kind.lower()}/{name}", plural,
+                   self._custom.patch_namespaced_custom_object,
+                   GROUP, VERSION, namespace, plural, name,
+                   {"metadata": {"annotations": {key: value}}})
 
 def _attempts(error: BaseException) -> int:
     return int(getattr(error, "attempts", 1))

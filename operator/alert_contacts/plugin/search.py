@@ -12,6 +12,7 @@ value as written and at the operator's normalised value in
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -47,9 +48,14 @@ def _text(mapping: Mapping[str, Any], *path: str) -> str:
     return value if isinstance(value, str) else ""
 
 
+def _folded(text: str) -> str:
+    # As the operator folds emails (NFKC): full-width letters find plain ones, and back.
+    return unicodedata.normalize("NFKC", text).casefold()
+
+
 def _contains_casefold(needle: str, haystack: Iterable[str]) -> bool:
-    wanted = needle.strip().casefold()
-    return any(wanted in text.casefold() for text in haystack if text)
+    wanted = _folded(needle.strip())
+    return any(wanted in _folded(text) for text in haystack if text)
 
 
 def _contains_digits(needle: str, haystack: Iterable[str]) -> bool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -14,7 +14,8 @@ from alert_contacts.runtime.lease import (
     default_identity,
     default_namespace,
 )
-from alert_contacts.settings import Settings
+from alert_contacts.runtime.smtp import SmtpSettings
+from alert_contacts.settings import DeliverySettings, Settings
 
 WebhookMode = Literal["local", "service", "none"]
 
@@ -31,6 +32,8 @@ class RunOptions:
     metrics_port: int  # 0: no metrics endpoint
     verbose: bool
     lease: LeaseConfig
+    receiver: ReceiverOptions = field(default_factory=lambda: ReceiverOptions())
+    delivery: DeliveryOptions = field(default_factory=lambda: DeliveryOptions())
 
 
 # flag -> (environment variable, default, help)
@@ -123,6 +126,135 @@ def _lease(args: argparse.Namespace, env: Mapping[str, str]) -> LeaseConfig:
     )
 
 
+# ---------------------------------------------------------------- receiver
+
+RECEIVER_TOKEN_ENV = "ALERT_CONTACTS_RECEIVER_TOKEN"
+
+
+@dataclass(frozen=True)
+class ReceiverOptions:
+    """The Alertmanager receiver's own server (its own port, off the admission port)."""
+
+    port: int = 8088  # 0: no receiver
+    address: str = "127.0.0.1"
+    cert_dir: Path | None = None  # tls.crt + tls.key: serve HTTPS
+    # The bearer token; read from the environment or a file, never a flag (ps shows flags).
+    token: str | None = field(default=None, repr=False)
+    token_source: str = "none"  # where the token came from, for the startup log line
+    max_body_bytes: int = 1024 * 1024
+    max_concurrency: int = 32
+
+
+@dataclass(frozen=True)
+class Templates:
+    """User templates (Jinja2, sandboxed): DingTalk markdown and the email's HTML part.
+    None: the built-in rendering. A failing template falls back to it, reported."""
+
+    dingtalk: str | None = None
+    email: str | None = None
+
+
+TEMPLATE_FILES = {"dingtalk": "dingtalk.md.j2", "email": "email.html.j2"}
+
+
+def _templates(directory: str) -> Templates:
+    if not directory:
+        return Templates()
+    path = Path(directory)
+    if not path.is_dir():
+        raise ValueError(f"ALERT_CONTACTS_TEMPLATES_DIR {directory!r}: not a directory")
+    found: dict[str, str | None] = {}
+    for key, name in TEMPLATE_FILES.items():
+        file = path / name
+        try:
+            found[key] = file.read_text(encoding="utf-8") if file.is_file() else None
+        except (OSError, UnicodeDecodeError) as e:
+            raise ValueError(f"ALERT_CONTACTS_TEMPLATES_DIR {directory!r}: cannot read "
+                             f"{name}: {e}") from None
+    return Templates(**found)
+
+
+@dataclass(frozen=True)
+class DeliveryOptions:
+    """Where alerts go out: time zone and extra CA (DeliverySettings), SMTP (None: no email)."""
+
+    settings: DeliverySettings = field(default_factory=DeliverySettings)
+    smtp: SmtpSettings | None = None
+    bcc: bool = True  # recipients in Bcc (ALERT_CONTACTS_SMTP_BCC=false: in To)
+    templates: Templates = field(default_factory=Templates)
+
+
+def _delivery_options(env: Mapping[str, str]) -> DeliveryOptions:
+    bcc_text = env.get("ALERT_CONTACTS_SMTP_BCC", "true").strip().lower()
+    if bcc_text not in ("true", "false", "1", "0", "yes", "no"):
+        raise ValueError(f"ALERT_CONTACTS_SMTP_BCC {bcc_text!r}: must be true or false")
+    return DeliveryOptions(
+        settings=DeliverySettings.from_env(env),
+        smtp=SmtpSettings.from_env(env),
+        bcc=bcc_text in ("true", "1", "yes"),
+        # A mounted ConfigMap: dingtalk.md.j2 and/or email.html.j2.
+        templates=_templates(env.get("ALERT_CONTACTS_TEMPLATES_DIR", "").strip()),
+    )
+
+
+_RECEIVER_FLAGS: dict[str, tuple[str, str, str]] = {
+    "--receiver-port": ("ALERT_CONTACTS_RECEIVER_PORT", "8088",
+                        "port of the Alertmanager receiver (POST /v1/alerts/NAMESPACE/GROUP); "
+                        "0 disables it"),
+    "--receiver-address": ("ALERT_CONTACTS_RECEIVER_ADDRESS", "",
+                           "address the receiver binds (default 127.0.0.1 with --webhook local, "
+                           "else 0.0.0.0)"),
+    "--receiver-cert-dir": ("ALERT_CONTACTS_RECEIVER_CERT_DIR", "",
+                            "directory with tls.crt and tls.key: serve the receiver over HTTPS "
+                            "(default plain HTTP)"),
+    "--receiver-token-file": ("ALERT_CONTACTS_RECEIVER_TOKEN_FILE", "",
+                              "file holding the bearer token Alertmanager must send (a mounted "
+                              f"Secret); {RECEIVER_TOKEN_ENV} gives it inline instead"),
+    "--receiver-max-body": ("ALERT_CONTACTS_RECEIVER_MAX_BODY", "1048576",
+                            "largest request body accepted, in bytes (larger: 413)"),
+    "--receiver-max-concurrency": ("ALERT_CONTACTS_RECEIVER_MAX_CONCURRENCY", "32",
+                                   "requests handled at once (more: 503 with Retry-After)"),
+}
+
+
+def _positive(flag: str, text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError(f"{flag} {text!r}: must be a whole number") from None
+    if value < 1:
+        raise ValueError(f"{flag} {text!r}: must be at least 1")
+    return value
+
+
+def _receiver_options(args: argparse.Namespace, env: Mapping[str, str],
+                      webhook: str) -> ReceiverOptions:
+    token: str | None = None
+    source = "none"
+    if args.receiver_token_file:
+        path = Path(args.receiver_token_file)
+        try:
+            token = path.read_text(encoding="utf-8").strip()
+        except OSError as e:
+            raise ValueError(f"--receiver-token-file {str(path)!r}: cannot read it: "
+                             f"{e.strerror}") from None
+        source = f"file {path}"
+    elif env.get(RECEIVER_TOKEN_ENV, "").strip():
+        token = env[RECEIVER_TOKEN_ENV].strip()
+        source = RECEIVER_TOKEN_ENV
+    cert_dir = Path(args.receiver_cert_dir) if args.receiver_cert_dir else None
+    address = args.receiver_address.strip() or ("127.0.0.1" if webhook == "local" else "0.0.0.0")
+    return ReceiverOptions(
+        port=_port("--receiver-port", args.receiver_port),
+        address=address,
+        cert_dir=cert_dir,
+        token=token or None,
+        token_source=source if token else "none",
+        max_body_bytes=_positive("--receiver-max-body", args.receiver_max_body),
+        max_concurrency=_positive("--receiver-max-concurrency", args.receiver_max_concurrency),
+    )
+
+
 def parse(argv: Sequence[str], env: Mapping[str, str]) -> RunOptions:
     """Flags win over environment variables, which win over defaults.
 
@@ -132,7 +264,7 @@ def parse(argv: Sequence[str], env: Mapping[str, str]) -> RunOptions:
         prog="python -m alert_contacts",
         description="Run the alert-contacts operator (all namespaces; the Lease holder writes).",
     )
-    for flag, (var, default, help_) in _ENV_FLAGS.items():
+    for flag, (var, default, help_) in {**_ENV_FLAGS, **_RECEIVER_FLAGS}.items():
         parser.add_argument(flag, default=env.get(var, default),
                             help=f"{help_} [env {var}, default {default or 'none'}]")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -161,4 +293,6 @@ def parse(argv: Sequence[str], env: Mapping[str, str]) -> RunOptions:
         metrics_port=_port("--metrics-port", args.metrics_port),
         verbose=args.verbose,
         lease=_lease(args, env),
+        receiver=_receiver_options(args, env, mode),
+        delivery=_delivery_options(env),
     )

@@ -54,9 +54,11 @@ RESOURCES = (
     Resource(GROUP_KIND, custom_path(GROUP_KIND)),
     # Only Opaque Secrets can hold a bot's webhook URL or signing secret, but a
     # bot pointing at a Secret of another type must be told its type, not "not
-    # found": every Secret is watched, and of the others the store keeps only the
-    # type (domain.records.secret_data), never their data.
-    Resource(SECRET, "/api/v1/secrets"),
+    # found": Secrets are watched whatever their type, and of the others the store
+    # keeps only the type (domain.records.secret_data), never their data. Helm's
+    # release records are left out by the API server itself: they are the largest
+    # Secrets in most clusters (up to 1 MiB each) and no bot points at one.
+    Resource(SECRET, "/api/v1/secrets", field_selector="type!=helm.sh/release.v1"),
 )
 
 

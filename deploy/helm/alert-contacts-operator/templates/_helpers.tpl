@@ -101,3 +101,25 @@ the caBundle and the Deployment's checksum agree.
 {{- end }}
 {{- end }}
 {{- end }}
+
+{{/* The Secret with the receiver's bearer token (created by the chart or named by the user). */}}
+{{- define "aco.receiverTokenSecret" -}}
+{{- if .Values.delivery.receiver.token.create }}
+{{- printf "%s-receiver" (include "aco.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- required "delivery.receiver.token.existingSecret is required when delivery.receiver.token.create is false" .Values.delivery.receiver.token.existingSecret }}
+{{- end }}
+{{- end }}
+
+{{/* Mount paths of the receiver's TLS Secret and of the extra CA bundle. */}}
+{{- define "aco.receiverCertDir" -}}
+/etc/alert-contacts/receiver-tls
+{{- end }}
+
+{{- define "aco.extraCADir" -}}
+/etc/alert-contacts/extra-ca
+{{- end }}
+
+{{- define "aco.templatesDir" -}}
+/etc/alert-contacts/templates
+{{- end }}

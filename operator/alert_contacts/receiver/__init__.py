@@ -1,0 +1,1 @@
+"""The Alertmanager receiver: a thin HTTP layer over the delivery engine."""

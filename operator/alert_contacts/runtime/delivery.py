@@ -1,0 +1,723 @@
+"""The delivery engine: Alertmanager notifications to DingTalk robots and email.
+
+Per robot (one webhook, whichever groups name it) one queue sends in order and
+never past DingTalk's 20 messages per 60 s (``domain.ratelimit``); when
+messages pile up behind the limit they are merged rather than dropped. A
+transient failure is retried with backoff within a bounded budget
+(``domain.delivery.retry_delay``); a target that already got a notification
+is not sent it again (``domain.dedup``). The HTTP answer follows
+``domain.delivery.answer``. Outcomes are written to the objects' status on
+change only (``domain.feedback``). Only the leader delivers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import html
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, tzinfo
+from email.message import EmailMessage
+from typing import Any, Literal, Protocol
+
+from alert_contacts import metrics
+from alert_contacts.domain.alerts import Notification
+from alert_contacts.domain.dedup import SeenWindow, delivery_keys
+from alert_contacts.domain.delivery import (
+    RETRY_BUDGET_SECONDS,
+    Answer,
+    BotTarget,
+    GroupTargets,
+    MemberContact,
+    TargetResult,
+    answer,
+    bot_target,
+    member_contact,
+    resolve_targets,
+    retry_delay,
+)
+from alert_contacts.domain.dingtalk import (
+    DingTalkMessage,
+    merge_messages,
+    render_dingtalk,
+)
+from alert_contacts.domain.feedback import (
+    bot_delivery_patch,
+    group_delivery_patch,
+    last_test,
+    send_test_pending,
+)
+from alert_contacts.domain.mail import RenderedEmail, build_message, render_email
+from alert_contacts.domain.notices import (
+    Notice,
+    NoticeThrottle,
+    current_notices,
+    failed_bots,
+    held_by_quota,
+    quota_used,
+    recipients,
+)
+from alert_contacts.domain.outcome import SendOutcome
+from alert_contacts.domain.ratelimit import next_send_at
+from alert_contacts.domain.records import ObjectRecord
+from alert_contacts.domain.types import ObjectRef
+from alert_contacts.runtime.dingtalk import DingTalkSender
+from alert_contacts.runtime.options import RunOptions, Templates
+from alert_contacts.runtime.smtp import SmtpSender
+
+logger = logging.getLogger(__name__)
+
+Channel = Literal["dingtalk", "email"]
+DINGTALK: Channel = "dingtalk"
+EMAIL: Channel = "email"
+NOTICE_PERIOD_SECONDS = 30.0
+# DingTalk counts 20 messages per 60 s as they arrive; a second of margin absorbs the
+# jitter between our clock and its (network, a slow step of this process).
+RATE_WINDOW_SECONDS = 61.0
+DINGTALK_TIMEOUT_SECONDS = 10.0
+# Most queued messages joined into one send (each join is checked against 20,000 bytes).
+MAX_MERGED = 100
+
+
+class DingTalkSending(Protocol):
+    async def send(self, url: str, secret: str | None, message: DingTalkMessage) -> SendOutcome:
+        ...
+
+
+class MailSending(Protocol):
+    async def send(self, message: EmailMessage) -> SendOutcome: ...
+
+
+class StatusWriting(Protocol):
+    async def patch_status(self, ref: ObjectRef, patch: dict[str, Any]) -> bool: ...
+
+
+# ---------------------------------------------------------------- what the watch holds
+
+
+class ObjectView(Protocol):
+    """What the engine reads from the operator's view of the cluster (``runtime.store``;
+    the only place to change when that view changes)."""
+
+    @property
+    def contacts(self) -> Mapping[ObjectRef, ObjectRecord]: ...
+
+    @property
+    def bots(self) -> Mapping[ObjectRef, ObjectRecord]: ...
+
+    @property
+    def groups(self) -> Mapping[ObjectRef, ObjectRecord]: ...
+
+    @property
+    def secrets(self) -> Mapping[tuple[str, str], Mapping[str, str]]: ...
+
+
+def lookup_record(view: ObjectView, ref: ObjectRef) -> ObjectRecord | None:
+    index = {"Contact": view.contacts, "DingTalkBot": view.bots,
+             "ContactGroup": view.groups}[ref.kind]
+    return index.get(ref)
+
+
+def group_targets(view: ObjectView, namespace: str, name: str) -> GroupTargets | None:
+    """The group's Ready bots and member contacts; None when there is no such group."""
+    group = lookup_record(view, ObjectRef("ContactGroup", namespace, name))
+    if group is None:
+        return None
+    return resolve_targets(group, view.contacts, view.bots, view.secrets)
+
+
+# ---------------------------------------------------------------- one robot's queue
+
+
+@dataclass
+class _Item:
+    message: DingTalkMessage
+    url: str = field(repr=False)
+    secret: str | None = field(repr=False)
+    done: asyncio.Future[SendOutcome]
+    started: float
+    attempt: int = 1
+    not_before: float = 0.0
+
+
+class RobotQueue:
+    """Sends one robot's messages in order, within the rate limit, retrying transient
+    failures; when several wait, they go merged into as few messages as fit."""
+
+    def __init__(self, sender: DingTalkSending, clock: Callable[[], float],
+                 budget: float = RETRY_BUDGET_SECONDS, limit: int = 20,
+                 window: float = RATE_WINDOW_SECONDS) -> None:
+        self._sender = sender
+        self._clock = clock
+        self._budget = budget
+        self._limit = limit
+        self._window = window
+        self._sent: deque[float] = deque()
+        self._pending: list[_Item] = []
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def depth(self) -> int:
+        return len(self._pending)
+
+    def submit(self, target: BotTarget, message: DingTalkMessage) -> asyncio.Future[SendOutcome]:
+        done: asyncio.Future[SendOutcome] = asyncio.get_running_loop().create_future()
+        self._pending.append(_Item(message, target.url, target.secret, done, self._clock()))
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run(), name="dingtalk robot queue")
+        self._wake.set()
+        return done
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        for item in self._pending:
+            if not item.done.done():
+                item.done.cancel()
+
+    async def _sleep(self, seconds: float) -> None:
+        self._wake.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout=max(seconds, 0.0))
+
+    def _batch(self, ready: list[_Item]) -> tuple[DingTalkMessage, list[_Item]]:
+        """The first ready message, merged with those after it (same webhook and
+        secret) as long as they still fit in one message."""
+        first = ready[0]
+        batch = [first]
+        merged = first.message
+        for item in ready[1:MAX_MERGED]:
+            if (item.url, item.secret) != (first.url, first.secret):
+                break
+            joined = merge_messages([i.message for i in (*batch, item)])
+            if len(joined) != 1:
+                break
+            merged = joined[0]
+            batch.append(item)
+        return merged, batch
+
+    async def _run(self) -> None:
+        while self._pending:
+            # A request that gave up (its answer timed out) is not sent late: Alertmanager
+            # sends it again, and a late copy would then arrive twice.
+            self._pending = [i for i in self._pending if not i.done.done()]
+            if not self._pending:
+                break
+            now = self._clock()
+            while self._sent and self._sent[0] <= now - self._window:
+                self._sent.popleft()
+            ready = [i for i in self._pending if i.not_before <= now]
+            if not ready:
+                await self._sleep(min(i.not_before for i in self._pending) - now)
+                continue
+            at = next_send_at(self._sent, now, self._limit, self._window)
+            if at > now:
+                await self._sleep(at - now)
+                continue
+            # Merge only what waits: one message alone goes as rendered.
+            message, batch = self._batch(ready) if len(ready) > 1 else (ready[0].message,
+                                                                           ready[:1])
+            self._sent.append(now)
+            try:
+                outcome = await self._sender.send(batch[0].url, batch[0].secret, message)
+            except Exception as e:  # a bug in a sender must not leave requests waiting
+                logger.exception("DingTalk sender failed unexpectedly")
+                outcome = SendOutcome("transient", "InternalError", None, type(e).__name__)
+            after = self._clock()
+            retried = False
+            for item in batch:
+                delay = retry_delay(outcome, item.attempt, after - item.started, self._budget)
+                if delay is not None:
+                    retried = True
+                    item.attempt += 1
+                    item.not_before = after + delay
+                    continue
+                self._pending.remove(item)
+                if not item.done.done():
+                    item.done.set_result(outcome)
+            # Counted per message that went out (a merged one counts once).
+            if outcome.kind == "ok":
+                metrics.MESSAGES_SENT.labels(DINGTALK).inc()
+            elif retried:
+                metrics.MESSAGES_RETRIED.labels(DINGTALK, outcome.reason).inc()
+            else:
+                metrics.MESSAGES_FAILED.labels(DINGTALK, outcome.reason).inc()
+        self._wake.clear()
+
+
+def worst(outcomes: Sequence[SendOutcome]) -> SendOutcome:
+    """A target's outcome from its messages': a permanent failure, else a transient
+    one, else the last success."""
+    for kind in ("permanent", "transient"):
+        for outcome in outcomes:
+            if outcome.kind == kind:
+                return outcome
+    return outcomes[-1]
+
+
+# ---------------------------------------------------------------- the engine
+
+
+@dataclass(frozen=True)
+class MailConfig:
+    sender: MailSending
+    from_address: str
+    bcc: bool = True
+
+
+class DeliveryEngine:
+    def __init__(
+        self,
+        view: ObjectView,
+        dingtalk: DingTalkSending,
+        mail: MailConfig | None,
+        kube: StatusWriting,
+        tz: tzinfo,
+        *,
+        quota: int,
+        leader: Callable[[], bool] = lambda: True,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], datetime] = lambda: datetime.now(UTC),
+        budget: float = RETRY_BUDGET_SECONDS,
+        templates: Templates | None = None,
+    ) -> None:
+        self.view = view
+        self.dingtalk = dingtalk
+        self.mail = mail
+        self.kube = kube
+        self.tz = tz
+        self.quota = quota
+        self.leader = leader
+        self.clock = clock
+        self.wall = wall
+        self.budget = budget
+        self.templates = templates or Templates()
+        self.seen = SeenWindow()
+        self.throttle = NoticeThrottle()
+        self._queues: dict[str, RobotQueue] = {}
+        self._background: set[asyncio.Task[Any]] = set()
+        self._tests: set[tuple[ObjectRef, str]] = set()  # running
+        # Answered here, in case a watch event older than our status write arrives late.
+        self._answered: dict[ObjectRef, str] = {}
+        self._told_no_smtp = False
+        self._synced = False  # the view holds the initial listing
+        self._written: dict[ObjectRef, dict[str, Any]] = {}  # status.delivery we wrote
+        self._last_write: dict[ObjectRef, asyncio.Task[None]] = {}
+
+    # -- receiver interface
+
+    def is_leader(self) -> bool:
+        return self.leader()
+
+    def has_group(self, namespace: str, name: str) -> bool:
+        return lookup_record(self.view, ObjectRef("ContactGroup", namespace, name)) is not None
+
+    async def deliver(self, namespace: str, group: str, notification: Notification) -> Answer:
+        targets = group_targets(self.view, namespace, group)
+        if targets is None:
+            return Answer(404, f"no ContactGroup {namespace}/{group}")
+        started = self.clock()
+        self.seen.prune(started)
+        jobs: dict[str, Awaitable[TargetResult]] = {}
+        for bot in targets.bots:
+            jobs[f"dingtalkbot/{bot.ref.name}"] = self._to_bot(bot, targets, notification)
+        if targets.emails:
+            jobs["email"] = self._to_mail(targets, notification)
+        names = list(jobs)
+        outcomes = await asyncio.gather(*jobs.values())
+        results = dict(zip(names, outcomes, strict=True))
+        if targets.bots:
+            metrics.DELIVERY_SECONDS.labels(DINGTALK).observe(self.clock() - started)
+        return answer(results)
+
+    # -- DingTalk
+
+    def _queue(self, bot: BotTarget) -> RobotQueue:
+        queue = self._queues.get(bot.robot)
+        if queue is None:
+            queue = self._queues[bot.robot] = RobotQueue(self.dingtalk, self.clock, self.budget)
+        return queue
+
+    def _render(self, notification: Notification, mobiles: Sequence[str], *,
+                test: bool = False) -> list[DingTalkMessage]:
+        rendered = render_dingtalk(notification, mobiles, self.tz, test=test,
+                                   template=self.templates.dingtalk)
+        if rendered.template_error:
+            logger.warning("DingTalk template failed, the built-in one was used: %s",
+                           rendered.template_error)
+        return rendered.messages
+
+    async def send_to_bot(self, bot: BotTarget,
+                          messages: Sequence[DingTalkMessage]) -> SendOutcome:
+        """Every message through the robot's queue; the bot's status records the outcome."""
+        queue = self._queue(bot)
+        futures = [queue.submit(bot, m) for m in messages]
+        self._observe_queues()
+        outcomes = list(await asyncio.gather(*futures))
+        self._observe_queues()
+        outcome = worst(outcomes)
+        if outcome.kind != "ok":
+            logger.warning("DingTalk delivery to %s: %s", bot.ref, outcome)
+        self._record_bot(bot.ref, outcome)
+        return outcome
+
+    async def _to_bot(self, bot: BotTarget, targets: GroupTargets,
+                      notification: Notification) -> TargetResult:
+        target = f"dingtalkbot:{bot.robot}"
+        keys = delivery_keys(notification, target)
+        if keys and all(self.seen.seen(k, self.clock()) for k in keys):
+            metrics.MESSAGES_SKIPPED.labels(DINGTALK, "duplicate").inc()
+            return "duplicate"
+        outcome = await self.send_to_bot(bot, self._render(notification, targets.mobiles))
+        self._record_group(targets.ref, DINGTALK, outcome, f"via {bot.ref.name}")
+        if outcome.kind == "ok":
+            for key in keys:
+                self.seen.remember(key, self.clock())
+            return "delivered"
+        return "permanent" if outcome.kind == "permanent" else "transient"
+
+    def _observe_queues(self) -> None:
+        metrics.QUEUE_DEPTH.set(sum(q.depth for q in self._queues.values()))
+
+    # -- email
+
+    async def send_mail(self, recipients: Sequence[str], subject_source: Notification, *,
+                        test: bool = False) -> SendOutcome | None:
+        """One message to all recipients, retried within the budget; None: no SMTP."""
+        if self.mail is None:
+            self.no_smtp("emails")
+            return None
+        rendered = render_email(subject_source, self.tz, test=test,
+                                template=self.templates.email)
+        if rendered.template_error:
+            logger.warning("email template failed, the built-in one was used: %s",
+                           rendered.template_error)
+        message = build_message(self.mail.from_address, recipients, rendered, bcc=self.mail.bcc)
+        return await self.send_prepared_mail(message)
+
+    async def send_prepared_mail(self, message: EmailMessage) -> SendOutcome:
+        assert self.mail is not None
+        started = self.clock()
+        attempt = 1
+        while True:
+            outcome = await self.mail.sender.send(message)
+            delay = retry_delay(outcome, attempt, self.clock() - started, self.budget)
+            if delay is None:
+                break
+            metrics.MESSAGES_RETRIED.labels(EMAIL, outcome.reason).inc()
+            attempt += 1
+            await asyncio.sleep(delay)
+        if outcome.kind == "ok":
+            metrics.MESSAGES_SENT.labels(EMAIL).inc()
+        else:
+            metrics.MESSAGES_FAILED.labels(EMAIL, outcome.reason).inc()
+            logger.warning("email delivery: %s", outcome)
+        metrics.DELIVERY_SECONDS.labels(EMAIL).observe(self.clock() - started)
+        return outcome
+
+    async def _to_mail(self, targets: GroupTargets, notification: Notification) -> TargetResult:
+        target = f"email:{targets.ref.namespace}/{targets.ref.name}"
+        keys = delivery_keys(notification, target)
+        if keys and all(self.seen.seen(k, self.clock()) for k in keys):
+            metrics.MESSAGES_SKIPPED.labels(EMAIL, "duplicate").inc()
+            return "duplicate"
+        outcome = await self.send_mail(targets.emails, notification)
+        if outcome is None:
+            return "skipped"
+        self._record_group(targets.ref, EMAIL, outcome,
+                           f"to {len(targets.emails)} recipient(s)")
+        if outcome.kind == "ok":
+            for key in keys:
+                self.seen.remember(key, self.clock())
+            return "delivered"
+        return "permanent" if outcome.kind == "permanent" else "transient"
+
+    def no_smtp(self, what: str, *, skipped: bool = True) -> None:
+        """Count what SMTP's absence skips; log it once per process."""
+        if skipped:
+            metrics.MESSAGES_SKIPPED.labels(EMAIL, "smtp_not_configured").inc()
+        if not self._told_no_smtp:
+            self._told_no_smtp = True
+            logger.warning("SMTP is not configured (ALERT_CONTACTS_SMTP_HOST): %s are not "
+                           "sent (metric alert_contacts_messages_skipped)", what)
+
+    # -- status feedback (on change only; never blocks the answer)
+
+    def _in_background(self, work: Awaitable[Any], what: str) -> asyncio.Task[None]:
+        async def guarded() -> None:
+            try:
+                await work
+            except Exception as e:
+                logger.warning("could not write %s: %s", what, type(e).__name__)
+        task = asyncio.create_task(guarded())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        return task
+
+    def _write(self, ref: ObjectRef, patch: dict[str, Any]) -> None:
+        """Patch ``ref``'s status after any earlier write to it (never out of order)."""
+        before = self._last_write.get(ref)
+
+        async def in_order() -> None:
+            if before is not None:
+                await asyncio.wait([before])
+            await self.kube.patch_status(ref, patch)
+        task = self._in_background(in_order(), f"status.delivery of {ref}")
+        self._last_write[ref] = task
+        task.add_done_callback(
+            lambda done: self._last_write.pop(ref, None) if self._last_write.get(ref) is done
+            else None)
+
+    def _delivery_seen(self, ref: ObjectRef) -> Mapping[str, Any] | None:
+        """status.delivery as we last wrote it, else as the watch shows it: an outcome
+        written a moment ago is compared with, even before its echo arrives."""
+        record = lookup_record(self.view, ref)
+        if record is None:
+            return None
+        shown = record.status.get("delivery")
+        written = self._written.get(ref)
+        if written is None:
+            return {"delivery": shown} if shown is not None else {}
+        if ref.kind == "ContactGroup" and isinstance(shown, Mapping):
+            return {"delivery": {**shown, **written}}
+        return {"delivery": written}
+
+    def _record_bot(self, ref: ObjectRef, outcome: SendOutcome) -> None:
+        status = self._delivery_seen(ref)
+        if status is None:
+            return
+        patch = bot_delivery_patch(status, outcome, self.wall())
+        if patch is not None:
+            self._written[ref] = patch["status"]["delivery"]
+            self._write(ref, patch)
+
+    def _record_group(self, ref: ObjectRef, channel: Channel, outcome: SendOutcome,
+                      detail: str) -> None:
+        status = self._delivery_seen(ref)
+        if status is None:
+            return
+        patch = group_delivery_patch(status, channel, outcome, self.wall(), detail)
+        if patch is not None:
+            self._written[ref] = {**self._written.get(ref, {}), **patch["status"]["delivery"]}
+            self._write(ref, patch)
+
+    # -- test sends
+
+    def request_test(self, ref: ObjectRef, value: str | None,
+                     status: Mapping[str, Any]) -> bool:
+        """Start a test send for an annotation value not yet answered; False if nothing
+        to do (answered, already running, or this replica is not the leader)."""
+        if value is None or not send_test_pending(value, status) or not self.leader():
+            return False
+        if (ref, value) in self._tests or self._answered.get(ref) == value:
+            return False
+        self._tests.add((ref, value))
+        task = asyncio.create_task(self._run_test(ref, value), name=f"test send {ref}")
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        return True
+
+    def on_change(self, kind: str, old: object, new: object) -> None:
+        """The store's listener: a bot or group whose send-test annotation is not yet
+        answered gets its test (quick: the send runs in a task)."""
+        if (self._synced and kind in ("DingTalkBot", "ContactGroup")
+                and isinstance(new, ObjectRecord) and new.send_test):
+            self.request_test(new.ref, new.send_test, new.status)
+
+    def scan_tests(self) -> None:
+        """Every unanswered send-test annotation (after the initial listing, and now and
+        then: a replica that becomes the leader picks up what waited)."""
+        for record in [*self.view.bots.values(), *self.view.groups.values()]:
+            if record.send_test:
+                self.request_test(record.ref, record.send_test, record.status)
+
+    async def tests_after_sync(
+        self, synced: asyncio.Event, leading: Callable[[], Awaitable[None]] | None = None
+    ) -> None:
+        """Once the view is complete and this replica leads (``leading`` returns
+        then; ``Leadership.wait``): the tests that waited."""
+        await synced.wait()
+        self._synced = True
+        if leading is not None:
+            await leading()
+        self.scan_tests()
+
+    async def _run_test(self, ref: ObjectRef, value: str) -> None:
+        try:
+            ok, message = await self.test_send(ref)
+            patch = {"status": {"lastTest": last_test(value, self.wall(), ok, message)}}
+            logger.info("test send for %s (request %r): %s", ref, value,
+                        "succeeded" if ok else "failed")
+            await self.kube.patch_status(ref, patch)
+            self._answered[ref] = value
+        except Exception as e:
+            logger.warning("test send for %s failed unexpectedly: %s", ref, type(e).__name__)
+        finally:
+            self._tests.discard((ref, value))
+
+    async def test_send(self, ref: ObjectRef) -> tuple[bool, str]:
+        """Send one marked test message to a bot, or to every bot and the emails of a group."""
+        notification = test_notification(ref)
+        record = lookup_record(self.view, ref)
+        if record is None:
+            return False, f"{ref} is not in the operator's view yet"
+        if ref.kind == "DingTalkBot":
+            bot = bot_target(record, self.view.secrets)
+            if bot is None:
+                return False, "the bot is not Ready, so nothing was sent (see its Ready condition)"
+            outcome = await self.send_to_bot(bot, self._render(notification, (), test=True))
+            return outcome.kind == "ok", _describe(outcome)
+        targets = group_targets(self.view, ref.namespace, ref.name)
+        assert targets is not None
+        parts: list[str] = []
+        ok = True
+        if not targets.bots and not targets.emails:
+            return False, "the group has no Ready DingTalk bot and no Ready contact with an email"
+        bot_jobs = [self.send_to_bot(bot, self._render(notification, targets.mobiles, test=True))
+                    for bot in targets.bots]
+        for bot, outcome in zip(targets.bots, await asyncio.gather(*bot_jobs), strict=True):
+            ok = ok and outcome.kind == "ok"
+            parts.append(f"dingtalkbot/{bot.ref.name}: {_describe(outcome)}")
+        if targets.emails:
+            mailed = await self.send_mail(targets.emails, notification, test=True)
+            if mailed is None:
+                ok = False
+                parts.append("email: SMTP is not configured")
+            else:
+                ok = ok and mailed.kind == "ok"
+                parts.append(f"email to {len(targets.emails)} recipient(s): {_describe(mailed)}")
+        return ok, "; ".join(parts)
+
+    # -- system notices
+
+    async def notices_once(self) -> list[Notice]:
+        """Send the notices that are due; returns them (for tests and the log)."""
+        if not self.leader():
+            return []
+        contacts, bots = list(self.view.contacts.values()), list(self.view.bots.values())
+        groups = list(self.view.groups.values())
+        notices = current_notices(quota_used([*contacts, *bots]), self.quota,
+                                  held_by_quota([*contacts, *bots]), failed_bots(bots))
+        if not notices:
+            return []
+        if self.mail is None:
+            metrics.NOTICES.labels("smtp_not_configured").inc(len(notices))
+            self.no_smtp("system notices", skipped=False)
+            return []
+        due = self.throttle.due(notices, self.clock())
+        if not due:
+            return []
+        people, bot_refs = recipients(contacts, groups)
+        emails = sorted({c.email for c in (member(self.view, r) for r in people)
+                         if c is not None and c.email})
+        secrets = self.view.secrets
+        robots = [b for b in (bot_target(r, secrets) for r in
+                              (lookup_record(self.view, ref) for ref in bot_refs) if r) if b]
+        for notice in due:
+            logger.info("system notice %s: to %d contact(s) and %d bot(s)",
+                        notice.key, len(emails), len(robots))
+            results: list[SendOutcome] = []
+            if emails:
+                results.append(await self.send_prepared_mail(notice_email(
+                    notice, self.mail.from_address, emails, self.mail.bcc)))
+            for robot in robots:
+                results.append(await self.send_to_bot(robot, [notice_message(notice)]))
+            sent = bool(results) and all(r.kind == "ok" for r in results)
+            metrics.NOTICES.labels("sent" if sent else "failed").inc()
+        return due
+
+    async def run_notices(self, period: float = NOTICE_PERIOD_SECONDS) -> None:
+        while True:
+            try:
+                if self._synced:  # a partial view would tell of quota and bots wrongly
+                    self.scan_tests()
+                    await self.notices_once()
+            except Exception:
+                logger.exception("system notices: a pass failed")
+            await asyncio.sleep(period)
+
+    def start(self) -> None:
+        self._notices = asyncio.create_task(self.run_notices(), name="system notices")
+
+    async def close(self) -> None:
+        notices = getattr(self, "_notices", None)
+        if notices is not None:
+            notices.cancel()
+        for queue in self._queues.values():
+            await queue.close()
+        for task in list(self._background):
+            task.cancel()
+        close = getattr(self.dingtalk, "close", None)
+        if close is not None:
+            await close()
+
+
+def member(view: ObjectView, ref: ObjectRef) -> MemberContact | None:
+    record = lookup_record(view, ref)
+    return None if record is None else member_contact(record)
+
+
+def _describe(outcome: SendOutcome) -> str:
+    if outcome.kind == "ok":
+        return "delivered"
+    code = f" (code {outcome.code})" if outcome.code is not None else ""
+    detail = f": {outcome.message}" if outcome.message else ""
+    return f"failed, {outcome.reason}{code}{detail}"
+
+
+def test_notification(ref: ObjectRef) -> Notification:
+    """A clearly marked, resolved-free notification naming the object it tests."""
+    now = datetime.now(UTC).isoformat()
+    return Notification.model_validate({
+        "version": "4", "status": "firing", "receiver": "alert-contacts-test",
+        "groupKey": f"test:{ref}", "groupLabels": {"alertname": "AlertContactsTest"},
+        "commonLabels": {"alertname": "AlertContactsTest", "severity": "none"},
+        "commonAnnotations": {"summary": f"Test message for {ref}: delivery works"},
+        "externalURL": "", "truncatedAlerts": 0,
+        "alerts": [{
+            "status": "firing", "labels": {"alertname": "AlertContactsTest", "severity": "none"},
+            "annotations": {"summary": f"Test message for {ref}: delivery works",
+                            "description": "Sent on request (alerting.contacts.dev/send-test); "
+                                           "no action needed."},
+            "startsAt": now, "endsAt": "0001-01-01T00:00:00Z", "generatorURL": "",
+            "fingerprint": "test",
+        }],
+    })
+
+
+def notice_message(notice: Notice) -> DingTalkMessage:
+    return DingTalkMessage(title=notice.subject, text=f"### {notice.subject}\n\n{notice.text}")
+
+
+def notice_email(notice: Notice, sender: str, to: Sequence[str], bcc: bool) -> EmailMessage:
+    text = f"{notice.text}\n\n-- alert-contacts-operator\n"
+    rendered = RenderedEmail(notice.subject, text, f"<p>{html.escape(notice.text)}</p>")
+    return build_message(sender, to, rendered, bcc=bcc)
+
+
+def start_delivery(options: RunOptions, view: ObjectView, kube: StatusWriting,
+                   leader: Callable[[], bool]) -> DeliveryEngine:
+    """The engine from the run options, with its system-notice loop running; it
+    delivers, sends tests and notices only while ``leader()`` is true."""
+    delivery = options.delivery
+    settings = delivery.settings
+    sender = DingTalkSender(options.settings.dingtalk_hosts, settings.extra_ca_file,
+                            timeout=DINGTALK_TIMEOUT_SECONDS)
+    mail = None
+    if delivery.smtp is not None:
+        mail = MailConfig(SmtpSender(delivery.smtp, settings.extra_ca_file),
+                          delivery.smtp.sender, delivery.bcc)
+    engine = DeliveryEngine(view, sender, mail, kube, settings.timezone,
+                            quota=options.settings.quota, leader=leader,
+                            templates=delivery.templates)
+    if mail is None:  # said once, here, rather than at the first email not sent
+        engine.no_smtp("emails and system notices", skipped=False)
+    engine.start()
+    return engine
