@@ -577,8 +577,9 @@ async def main_async(args: argparse.Namespace) -> None:
     kubeconfig = controlplane.up(work / "cp")
     env = {**os.environ, "KUBECONFIG": str(kubeconfig)}
     os.environ["KUBECONFIG"] = str(kubeconfig)
-    kube = Kube(await load_client())
+    kube: Kube | None = None
     try:
+        kube = Kube(await load_client())
         subprocess.run([str(REPO / "bin/kubectl"), "apply", "--server-side", "-f",
                         str(REPO / "crds")], env=env, check=True, capture_output=True)
         subprocess.run([str(REPO / "bin/kubectl"), "wait", "--for=condition=Established",
@@ -597,7 +598,8 @@ async def main_async(args: argparse.Namespace) -> None:
     finally:
         for process in Process.running:
             process.stop()
-        await kube.close()
+        if kube is not None:
+            await kube.close()
         controlplane.down(work / "cp")
 
 
