@@ -547,6 +547,7 @@ class Replica:
     operator: Operator
     webhook_port: int
     metrics_port: int
+    pod: str | None = None  # its Pod object (POD_NAME), with ``Replicas(pod_namespace=...)``
 
     def metric(self, name: str, **labels: str) -> float | None:
         """One sample of the replica's /metrics (None when absent)."""
@@ -562,9 +563,37 @@ class Replica:
 
     @property
     def identity(self) -> str:
-        """The Lease holder identity of the process (the operator's default: hostname_pid)."""
+        """The Lease holder identity of the process (the operator's default: $POD_NAME,
+        else hostname_pid)."""
+        if self.pod:
+            return self.pod
         assert self.operator.proc is not None
         return f"{socket.gethostname()}_{self.operator.proc.pid}"
+
+
+def create_plain_pod(cluster: Cluster, namespace: str, name: str) -> None:
+    """A Pod object standing for a replica's Pod, for the operator to label.
+
+    No kubelet or scheduler runs here: the Pod stays Pending with no node, which
+    does not matter, only its metadata is used. (An unscheduled Pod is deleted at
+    once with its namespace.)
+    """
+
+    def default_account() -> bool:  # the ServiceAccount admission plugin requires it
+        accounts = cluster.core.list_namespaced_service_account(namespace).items
+        return any(a.metadata.name == "default" for a in accounts)
+
+    wait_until(f"the default ServiceAccount of namespace {namespace}", default_account,
+               timeout=30, interval=0.1)
+    cluster.core.create_namespaced_pod(namespace, {
+        "metadata": {"name": name, "labels": {"app.kubernetes.io/name": "alert-contacts-operator"}},
+        "spec": {"containers": [{"name": "operator", "image": "alert-contacts-operator:e2e"}]},
+    })
+
+
+def pod_label(cluster: Cluster, namespace: str, name: str, key: str) -> str | None:
+    labels = cluster.core.read_namespaced_pod(name, namespace).metadata.labels or {}
+    return labels.get(key)
 
 
 class Replicas:
@@ -575,13 +604,17 @@ class Replicas:
     LEASE_NAME = "alert-contacts-operator"
 
     def __init__(self, cluster: Cluster, workdir: Path, args: list[str] | None = None,
-                 timeout_seconds: int = 5, webhook: bool = True) -> None:
+                 timeout_seconds: int = 5, webhook: bool = True,
+                 pod_namespace: str | None = None) -> None:
+        """``pod_namespace``: give every replica a Pod object there (``create_plain_pod``)
+        and its POD_NAME and POD_NAMESPACE, as the chart's downward API does."""
         from alert_contacts.runtime.certs import write_self_signed
 
         self.cluster = cluster
         self.workdir = workdir
         self.args = args or []
         self.webhook = webhook
+        self.pod_namespace = pod_namespace
         self.certs = workdir / "webhook-tls"
         self.certs.mkdir(parents=True, exist_ok=True)
         ca = write_self_signed(self.certs, ["127.0.0.1", "localhost"])
@@ -612,19 +645,29 @@ class Replicas:
             } for plural in PLURALS.values()],
         }))
 
-    def start(self, wait: bool = True) -> Replica:
-        """A new replica (a new Pod: new identity, new ports); ready when ``wait``."""
+    def start(self, wait: bool = True, pod: str | None = None) -> Replica:
+        """A new replica (a new Pod: new identity, new ports); ready when ``wait``.
+
+        ``pod``: run in that existing Pod instead (a restarted container: the same
+        identity); only with ``pod_namespace``.
+        """
         self._started += 1
         port, metrics_port = free_port(), free_port()
         webhook = (["--webhook=service", f"--webhook-port={port}",
                     f"--webhook-cert-dir={self.certs}"] if self.webhook else ["--webhook=none"])
+        env = {"ALERT_CONTACTS_LEASE_NAMESPACE": self.LEASE_NAMESPACE}
+        if self.pod_namespace is not None:
+            if pod is None:
+                pod = f"alert-contacts-operator-{self._started}"
+                create_plain_pod(self.cluster, self.pod_namespace, pod)
+            env |= {"POD_NAME": pod, "POD_NAMESPACE": self.pod_namespace}
         operator = Operator(
             self.cluster, self.workdir / f"replica-{self._started}.log",
             args=[*webhook, f"--metrics-port={metrics_port}", *self.args],
-            env={"ALERT_CONTACTS_LEASE_NAMESPACE": self.LEASE_NAMESPACE},
+            env=env,
         )
         operator.start(wait=False)
-        replica = Replica(operator, port, metrics_port)
+        replica = Replica(operator, port, metrics_port, pod)
         self.balancer.add(port, operator.health_port)
         self.replicas.append(replica)
         if wait:

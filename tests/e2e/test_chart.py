@@ -222,7 +222,8 @@ def chart_operator(
     lease_role, lease_binding = the(docs, "Role"), the(docs, "RoleBinding")
     (operator_container,) = the(docs, "Deployment")["spec"]["template"]["spec"]["containers"]
     lease_args = [a for a in operator_container["args"] if a.startswith(("--lease", "--leader"))]
-    service = the(docs, "Service")
+    # The webhook and metrics Service (the receiver has its own, selecting the leader only).
+    service = the(docs, "Service", f"{RELEASE}-alert-contacts-operator")
     vwc = the(docs, "ValidatingWebhookConfiguration")
     tls = the(docs, "Secret", f"{RELEASE}-alert-contacts-operator-webhook-tls")["data"]
 

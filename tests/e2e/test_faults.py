@@ -22,14 +22,17 @@ from typing import Any
 import pytest
 from kubernetes.client.exceptions import ApiException
 
+from alert_contacts.runtime.leaderlabel import LEADER_LABEL
 from tests.e2e.harness import (
     Cluster,
     Operator,
+    Replica,
     Replicas,
     condition,
     control_plane_module,
     create_many,
     manifest,
+    pod_label,
     ready_reason,
     replicas,
     unique_email,
@@ -122,6 +125,45 @@ def test_leader_killed_during_a_burst_hands_over_and_converges(
     assert statuses.count(201) >= len(emails)
     assert max(first_writes) <= LEASE_DURATION + 5
     assert "became the leader" in log
+
+
+@pytest.mark.timeout(180)
+def test_the_leader_label_follows_the_lease_when_the_leader_is_killed(
+    cluster: Cluster, namespace: str, session_operator_aside: None, tmp_path: Path
+) -> None:
+    # Each replica runs with POD_NAME and POD_NAMESPACE naming a plain Pod object
+    # created in the test namespace. No kubelet runs here, so those Pods stay
+    # Pending: only their labels matter, which the chart's receiver Service selects.
+    with replicas(cluster, tmp_path, pod_namespace=namespace) as rs:
+        leader = rs.leader()
+        (other,) = [r for r in rs.replicas if r is not leader]
+
+        def label(replica: Replica) -> str | None:
+            assert replica.pod is not None
+            return pod_label(cluster, namespace, replica.pod, LEADER_LABEL)
+
+        wait_until("the leader's Pod to be labelled, and only it",
+                   lambda: (label(leader), label(other)) == ("true", None),
+                   timeout=10, interval=0.1)
+
+        rs.kill(leader)
+        killed_at = time.monotonic()
+        wait_until("the new leader's Pod to be labelled", lambda: label(other) == "true",
+                   timeout=LEASE_DURATION + 5, interval=0.1)
+        print(f"\nleader label on the new leader's Pod {time.monotonic() - killed_at:.1f}s "
+              "after the SIGKILL")
+        assert rs.holder() == other.pod
+        # A SIGKILLed process cannot remove its label: its Pod keeps it. In a cluster
+        # that Pod is not ready while its container is dead, so the receiver Service
+        # has no endpoint there; the kubelet restarts the container, or the Pod is
+        # deleted (node lost, a rollout).
+        assert label(leader) == "true"
+        # The restarted container (a new process in the same Pod, the same identity)
+        # does not lead, so it removes the stale label.
+        rs.start(pod=leader.pod)
+        wait_until("the restarted replica to remove its Pod's stale label",
+                   lambda: label(leader) is None, timeout=10, interval=0.1)
+        assert (rs.holder(), label(other)) == (other.pod, "true")
 
 
 @pytest.mark.timeout(300)

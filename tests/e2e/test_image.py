@@ -52,6 +52,7 @@ from tests.e2e.harness import (
     REPO,
     Cluster,
     Operator,
+    create_plain_pod,
     free_port,
     put_secret,
     refusal,
@@ -293,7 +294,8 @@ def running(
     docs = documents(rendered.stdout)
     deployment = the(docs, "Deployment")
     pod = deployment["spec"]["template"]["spec"]
-    service = the(docs, "Service")
+    # The webhook and metrics Service (the receiver has its own, selecting the leader only).
+    service = the(docs, "Service", f"{RELEASE}-alert-contacts-operator")
     vwc = the(docs, "ValidatingWebhookConfiguration")
     account = the(docs, "ServiceAccount")
     assert pod["serviceAccountName"] == account["metadata"]["name"]
@@ -336,6 +338,9 @@ def running(
         workdir / "serviceaccount", 0o444)
     server = urllib.parse.urlsplit(admin["server"])
     name = f"alert-contacts-e2e-{uuid.uuid4().hex[:8]}"
+    # The Pod the container runs "in" (POD_NAME): the leader labels it, with the chart's
+    # Role (a 403 would show in the log checked below). It stays Pending: no kubelet.
+    create_plain_pod(cluster, namespace, name)
     (container,) = pod["containers"]
     env = pod_env(cluster, container, name, namespace, {
         "KUBERNETES_SERVICE_HOST": str(server.hostname),

@@ -40,6 +40,8 @@ RELEASE, NAMESPACE = "aco", "alert-contacts-system"
 PLURALS = ("contacts", "dingtalkbots", "contactgroups")
 WEBHOOK_SECRET = f"{RELEASE}-alert-contacts-operator-webhook-tls"
 RECEIVER_SECRET = f"{RELEASE}-alert-contacts-operator-receiver"
+SERVICE = f"{RELEASE}-alert-contacts-operator"  # webhook and metrics: every replica
+RECEIVER_SERVICE = f"{RELEASE}-alert-contacts-operator-receiver"  # the leader only
 
 _spec = importlib.util.spec_from_file_location(
     "render_manifests", REPO / "deploy/render_manifests.py"
@@ -390,7 +392,7 @@ def kopf_webhooks() -> dict[str, tuple[str, list[str]]]:
 
 def test_webhook_configuration_matches_the_operators_handlers() -> None:
     docs = render()
-    service = one(docs, "Service")
+    service = one(docs, "Service", SERVICE)
     vwc = one(docs, "ValidatingWebhookConfiguration")
     served = {}
     for hook in vwc["webhooks"]:
@@ -420,7 +422,7 @@ def test_self_contained_certificates_serve_the_service_name() -> None:
     cert = x509.load_pem_x509_certificate(data["tls.crt"])
     cert.verify_directly_issued_by(ca)
     names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    service = one(docs, "Service")["metadata"]["name"]
+    service = one(docs, "Service", SERVICE)["metadata"]["name"]
     # The API server verifies <service>.<namespace>.svc.
     assert f"{service}.{NAMESPACE}.svc" in names.get_values_for_type(x509.DNSName)
     usage = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
@@ -445,7 +447,7 @@ def test_cert_manager_certificates() -> None:
         "cert-manager.io/inject-ca-from": f"{NAMESPACE}/{name}"
     }
     assert all("caBundle" not in h["clientConfig"] for h in vwc["webhooks"])
-    service = one(docs, "Service")["metadata"]["name"]
+    service = one(docs, "Service", SERVICE)["metadata"]["name"]
     assert f"{service}.{NAMESPACE}.svc" in certificate["spec"]["dnsNames"]
     template = one(docs, "Deployment")["spec"]["template"]
     volume = next(v for v in template["spec"]["volumes"] if v["name"] == "webhook-tls")
@@ -468,8 +470,8 @@ def test_without_webhook() -> None:
     docs = render("webhook.enabled=false")
     assert not {"ValidatingWebhookConfiguration", "Certificate"} & set(kinds(docs))
     assert WEBHOOK_SECRET not in names(docs, "Secret")
-    ports = {p["name"] for p in one(docs, "Service")["spec"]["ports"]}
-    assert ports == {"metrics", "receiver"}
+    ports = {p["name"] for p in one(docs, "Service", SERVICE)["spec"]["ports"]}
+    assert ports == {"metrics"}
     assert "webhook-tls" not in {v["name"] for v in one(docs, "Deployment")["spec"]["template"]
                                  ["spec"]["volumes"]}
 
@@ -478,7 +480,7 @@ def test_service_monitor_scrapes_the_metrics_port() -> None:
     assert "ServiceMonitor" not in kinds(render())
     docs = render("metrics.serviceMonitor.enabled=true")
     monitor = one(docs, "ServiceMonitor")
-    service = one(docs, "Service")
+    service = one(docs, "Service", SERVICE)
     assert monitor["spec"]["endpoints"][0]["port"] == "metrics"
     labels = service["metadata"]["labels"]
     assert monitor["spec"]["selector"]["matchLabels"].items() <= labels.items()
@@ -518,9 +520,9 @@ def test_receiver_has_its_own_port_and_service_port() -> None:
     assert options.receiver.address == "0.0.0.0"
     assert options.receiver.token == token and len(token) >= 32
     assert options.receiver.cert_dir is None
-    service = {p["name"]: p for p in one(docs, "Service")["spec"]["ports"]}
-    assert service["receiver"]["targetPort"] == "receiver"
-    assert service["receiver"]["port"] == 8088 != service["webhook"]["port"]
+    (port,) = one(docs, "Service", RECEIVER_SERVICE)["spec"]["ports"]
+    assert (port["name"], port["targetPort"], port["port"]) == ("receiver", "receiver", 8088)
+    assert "receiver" not in {p["name"] for p in one(docs, "Service", SERVICE)["spec"]["ports"]}
 
 
 def test_receiver_settings_map_onto_its_flags() -> None:
@@ -554,7 +556,7 @@ def test_receiver_can_be_turned_off() -> None:
     c = container(docs)
     assert parse(c["args"], container_env(c)).receiver.port == 0
     assert "receiver" not in {p["name"] for p in c["ports"]}
-    assert "receiver" not in {p["name"] for p in one(docs, "Service")["spec"]["ports"]}
+    assert RECEIVER_SERVICE not in names(docs, "Service")
     assert RECEIVER_SECRET not in names(docs, "Secret")
     assert "ALERT_CONTACTS_RECEIVER_TOKEN" not in container_env(c)
 

@@ -1,10 +1,12 @@
-"""The chart runs replicas that stay available through upgrades and drains, and elects
-one writer with a Lease it may only touch in its own namespace."""
+"""The chart runs replicas that stay available through upgrades and drains, elects
+one writer with a Lease it may only touch in its own namespace, and sends
+Alertmanager to that writer's Pod only."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from alert_contacts.runtime.leaderlabel import LEADER_LABEL, PodRef
 from alert_contacts.runtime.lease import LeaseTimings
 from alert_contacts.runtime.options import parse
 from tests.unit.test_chart_files import NAMESPACE, RELEASE, container, one, render
@@ -56,6 +58,8 @@ def test_lease_flags_are_ones_the_operator_accepts() -> None:
     assert lease.enabled and lease.name == FULLNAME
     assert (lease.namespace, lease.identity) == (NAMESPACE, "aco-1")
     assert lease.timings == LeaseTimings(20, 12, 2)
+    # The leader labels the Pod named by the downward API.
+    assert lease.pod == PodRef(NAMESPACE, "aco-1")
     off = parse(container(render("ha.leaderElection.enabled=false"))["args"], {}).lease
     assert not off.enabled
 
@@ -71,6 +75,9 @@ def test_lease_rbac_is_its_own_lease_in_the_release_namespace_only() -> None:
         ("coordination.k8s.io", "leases", "get", (FULLNAME,)),
         ("coordination.k8s.io", "leases", "update", (FULLNAME,)),
         ("coordination.k8s.io", "leases", "create", ()),
+        # The leader labels its own Pod; the Pods' names are not known to the chart.
+        ("", "pods", "get", ()),
+        ("", "pods", "patch", ()),
     }
     binding = one(docs, "RoleBinding")
     assert binding["metadata"]["namespace"] == NAMESPACE
@@ -80,6 +87,7 @@ def test_lease_rbac_is_its_own_lease_in_the_release_namespace_only() -> None:
                                     "name": one(docs, "ServiceAccount")["metadata"]["name"]}]
     cluster_rules = one(docs, "ClusterRole", FULLNAME)["rules"]
     assert not [r for r in cluster_rules if "coordination.k8s.io" in r["apiGroups"]]
+    assert not [r for r in cluster_rules if "pods" in r["resources"]]
     assert not [d for d in render("ha.leaderElection.enabled=false") if d["kind"] == "Role"]
 
 
@@ -93,3 +101,19 @@ def test_webhook_answers_within_five_seconds_by_default() -> None:
 def test_a_terminating_replica_answers_until_its_endpoint_is_gone() -> None:
     assert container(render())["lifecycle"] == {"preStop": {"sleep": {"seconds": 5}}}
     assert "lifecycle" not in container(render("ha.shutdownDelaySeconds=0"))
+
+
+def test_receiver_service_selects_the_leaders_pod_and_the_other_service_every_replica() -> None:
+    docs = render()
+    pod_labels = one(docs, "Deployment")["spec"]["template"]["metadata"]["labels"]
+    selector = one(docs, "Deployment")["spec"]["selector"]["matchLabels"]
+    receiver = one(docs, "Service", f"{FULLNAME}-receiver")
+    assert receiver["spec"]["selector"] == {**selector, LEADER_LABEL: "true"}
+    assert LEADER_LABEL not in pod_labels  # set by the leader itself, never by the template
+    assert [p["name"] for p in receiver["spec"]["ports"]] == ["receiver"]
+    webhook_and_metrics = one(docs, "Service", FULLNAME)
+    assert webhook_and_metrics["spec"]["selector"] == selector
+    assert {p["name"] for p in webhook_and_metrics["spec"]["ports"]} == {"webhook", "metrics"}
+    # Without leader election every replica delivers and none is labelled.
+    off = one(render("ha.leaderElection.enabled=false"), "Service", f"{FULLNAME}-receiver")
+    assert off["spec"]["selector"] == selector

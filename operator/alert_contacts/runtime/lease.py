@@ -17,7 +17,10 @@ compete as client-go's ``leaderelection`` package does:
   at least ``lease_duration - renew_deadline`` seconds before anyone else may
   take over;
 - on a clean shutdown the holder releases the Lease (no holder, 1 s duration),
-  so its successor starts at once instead of waiting for expiry.
+  so its successor starts at once instead of waiting for expiry;
+- in a Pod, the holder labels its Pod as the leader (runtime/leaderlabel.py) so
+  that the receiver Service routes Alertmanager to it, and removes the label
+  when it stops leading, before it releases the Lease.
 
 The interface the rest of the operator uses is :class:`Leadership`:
 ``await leadership.wait()`` before a pass, ``leadership.is_leader()`` right
@@ -46,6 +49,7 @@ from typing import Any, Protocol
 from prometheus_client import Gauge
 
 from alert_contacts.runtime.kube import FIELD_MANAGER, ApiError, Kube, describe_error
+from alert_contacts.runtime.leaderlabel import KubePodLabelApi, LeaderPodLabel, PodRef
 
 logger = logging.getLogger(__name__)
 
@@ -85,6 +89,8 @@ class LeaseConfig:
     name: str
     identity: str
     timings: LeaseTimings
+    # This replica's Pod, labelled while it leads; None outside a Pod (no label).
+    pod: PodRef | None = None
 
 
 def default_identity(env: Mapping[str, str]) -> str:
@@ -277,6 +283,7 @@ class Leadership:
         if always:
             self._leading.set()
         self._fence: asyncio.TimerHandle | None = None
+        self._listeners: list[Callable[[bool], None]] = []
 
     @classmethod
     def always(cls, identity: str) -> Leadership:
@@ -291,13 +298,23 @@ class Leadership:
             self._leading.clear()  # the fence timer may not have run yet
             await self._leading.wait()
 
+    def listen(self, listener: Callable[[bool], None]) -> None:
+        """Call ``listener(True)`` when this replica becomes leader and
+        ``listener(False)`` when it stops (including fencing); it must not block."""
+        self._listeners.append(listener)
+
+    def _tell(self, leading: bool) -> None:
+        for listener in self._listeners:
+            listener(leading)
+
     # -- called by the elector --
 
     def renewed(self, started_at: float) -> None:
         """A renewal (or acquisition) that started at ``started_at`` succeeded."""
         if not may_write(started_at, self._clock(), self.timings):
             return  # it took longer than the renew deadline: too late to count
-        if not self.is_leader():
+        became = not self.is_leader()
+        if became:
             self.term += 1
             logger.info("became the leader: %s holds the Lease (term %d)",
                         self.identity, self.term)
@@ -309,6 +326,8 @@ class Leadership:
             self._fence.cancel()
         remaining = started_at + self.timings.renew_deadline - self._clock()
         self._fence = asyncio.get_running_loop().call_later(max(0.0, remaining), self._fenced)
+        if became:
+            self._tell(True)
 
     def _fenced(self) -> None:
         self._fence = None
@@ -328,6 +347,7 @@ class Leadership:
         LEADER.labels(self.identity).set(0)
         if was_leading:
             logger.info("stopped leading: %s; no writes until the Lease is held again", why)
+            self._tell(False)
 
     def observed(self, holder: str) -> None:
         if holder != self.holder and holder != self.identity:
@@ -342,10 +362,14 @@ class LeaderElector:
         self, api: LeaseApi, config: LeaseConfig, leadership: Leadership,
         clock: Clock = time.monotonic,
         wall: Callable[[], datetime.datetime] = lambda: datetime.datetime.now(datetime.UTC),
+        pod_label: LeaderPodLabel | None = None,
     ) -> None:
         self.api = api
         self.config = config
         self.leadership = leadership
+        self.pod_label = pod_label
+        if pod_label is not None:  # at once on a change (fencing runs between rounds)
+            leadership.listen(pod_label.want)
         self._clock = clock
         self._wall = wall
         self._observed: tuple[tuple[str, str | None, str], float] | None = None
@@ -402,24 +426,36 @@ class LeaderElector:
                     self.config.identity)
         LEADER.labels(self.config.identity).set(0)
         while True:
-            try:
-                held = await self.try_acquire_or_renew()
-            except LeaseConflict:
-                held = False  # another writer was first; read again next round
-            except Exception as e:  # the API server down or slow: keep trying
-                held = False
-                logger.warning("could not read or renew Lease %s/%s: %s", self.config.namespace,
-                               self.config.name, describe_error(e))
-            if not held and self.leadership.is_leader() and self._record is not None and (
-                self._record.holder not in ("", self.config.identity)
-            ):
-                self.leadership.lost(f"the Lease is held by {self._record.holder}")
+            await self.compete_once()
             await asyncio.sleep(self.config.timings.retry_period)
 
+    async def compete_once(self) -> None:
+        """One round of :meth:`run`: acquire or renew, never raising."""
+        try:
+            held = await self.try_acquire_or_renew()
+        except LeaseConflict:
+            held = False  # another writer was first; read again next round
+        except Exception as e:  # the API server down or slow: keep trying
+            held = False
+            logger.warning("could not read or renew Lease %s/%s: %s", self.config.namespace,
+                           self.config.name, describe_error(e))
+        if not held and self.leadership.is_leader() and self._record is not None and (
+            self._record.holder not in ("", self.config.identity)
+        ):
+            self.leadership.lost(f"the Lease is held by {self._record.holder}")
+        if self.pod_label is not None:  # every round, so a failed write is tried again
+            self.pod_label.want(self.leadership.is_leader())
+
     async def release(self) -> None:
-        """Give the Lease up when we hold it: call after the writers have stopped."""
+        """Give the Lease up when we hold it: call after the writers have stopped.
+
+        The Pod's leader label goes first, so that the receiver Service stops
+        routing here before a successor can take the Lease and label its own Pod.
+        """
         was_leader = self.leadership.is_leader()
         self.leadership.lost("shutting down")
+        if self.pod_label is not None:
+            await self.pod_label.close()
         if not was_leader:
             return
         try:
@@ -444,4 +480,11 @@ def leader_election(
     leadership = Leadership(config.identity, config.timings)
     # A call slower than a third of the renew deadline leaves no time to retry.
     timeout = max(1.0, config.timings.renew_deadline / 3)
-    return leadership, LeaderElector(KubeLeaseApi(kube, timeout), config, leadership)
+    pod_label = None
+    if config.pod is not None:
+        pod_label = LeaderPodLabel(KubePodLabelApi(kube, timeout), config.pod)
+    else:
+        logger.info("not in a Pod (POD_NAME and POD_NAMESPACE unset): no leader label, "
+                    "the receiver answers 503 unless this replica leads")
+    return leadership, LeaderElector(KubeLeaseApi(kube, timeout), config, leadership,
+                                     pod_label=pod_label)

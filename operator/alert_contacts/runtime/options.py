@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from alert_contacts.runtime.leaderlabel import own_pod
 from alert_contacts.runtime.lease import (
     LeaseConfig,
     LeaseTimings,
@@ -123,6 +124,7 @@ def _lease(args: argparse.Namespace, env: Mapping[str, str]) -> LeaseConfig:
         name=args.lease_name,
         identity=args.lease_identity or default_identity(env),
         timings=timings,
+        pod=own_pod(env),
     )
 
 

@@ -49,9 +49,14 @@ app.kubernetes.io/part-of: alert-contacts
 {{- end }}
 {{- end }}
 
-{{/* The Service in front of the webhook and metrics ports. */}}
+{{/* The Service in front of the webhook and metrics ports (every replica). */}}
 {{- define "aco.serviceName" -}}
 {{- include "aco.fullname" . }}
+{{- end }}
+
+{{/* The Service Alertmanager posts to: the leader's Pod only (receiver-service.yaml). */}}
+{{- define "aco.receiverServiceName" -}}
+{{- printf "%s-receiver" (include "aco.fullname" .) | trunc 63 | trimSuffix "-" }}
 {{- end }}
 
 {{/* The Secret with ca.crt, tls.crt and tls.key of the webhook server. */}}
