@@ -85,3 +85,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     operator = getattr(funcargs.get("delivery"), "operator", None) or funcargs.get("operator")
     if report.failed and isinstance(operator, Operator):
         report.sections.append(("operator log (tail)", operator.tail(80)))
+    # test_image.py runs the operator in a container instead.
+    container = funcargs.get("running")
+    if report.failed and callable(getattr(container, "logs", None)):
+        log = container.logs().splitlines()
+        report.sections.append(("container log (tail)", "\n".join(log[-80:])))

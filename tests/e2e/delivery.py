@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from tests.e2e.alertmanager import rfc3339
 from tests.e2e.fakes import FakeDingTalk, LocalCA, Request, SmtpServer
@@ -30,6 +31,12 @@ from tests.e2e.harness import (
 )
 
 TIMEZONE = "Asia/Shanghai"
+
+
+def local_time(moment: datetime.datetime, zone: str = TIMEZONE) -> str:
+    """How the docs promise a time is shown: in the configured zone, with its name."""
+    local = moment.astimezone(ZoneInfo(zone))
+    return local.strftime("%Y-%m-%d %H:%M:%S ") + str(local.tzname())
 
 
 @dataclass

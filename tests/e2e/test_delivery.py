@@ -18,17 +18,16 @@ import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import pytest
 
 from tests.e2e.alertmanager import Alertmanager, alert, resolved
 from tests.e2e.delivery import (
-    TIMEZONE,
     Delivery,
     cn_member,
     delivering_operator,
     email_member,
+    local_time,
     make_bot,
     make_group,
     messages_with,
@@ -85,12 +84,6 @@ def am_for(delivery: Delivery, namespace: str, group: str, **kwargs: str) -> Ale
                         **kwargs)
 
 
-def shanghai(moment: datetime.datetime) -> str:
-    """How the docs promise a time is shown: in the configured zone, with its name."""
-    local = moment.astimezone(ZoneInfo(TIMEZONE))
-    return local.strftime("%Y-%m-%d %H:%M:%S ") + str(local.tzname())
-
-
 # ---------------------------------------------------------------- firing and resolved
 
 
@@ -125,7 +118,7 @@ def test_firing_then_resolved_reach_the_bots_and_emails_of_a_group(
             assert "5% of checkout requests fail" in text
             assert "error ratio above 0.05 for 5 minutes" in text
             assert "service=checkout" in text
-            assert f"Started: {shanghai(started)}" in text
+            assert f"Started: {local_time(started)}" in text
             assert "http://prometheus.example.com/graph" in text
             # @-mentions: atMobiles AND @number in the text, in DingTalk's form.
             assert set(message.at_mobiles) == mentioned

@@ -18,6 +18,13 @@ test_chart.py, the chart's Service is made an ExternalName for ``localhost``
 so that the API server calls the chart's ValidatingWebhookConfiguration's
 webhook in the container, verifying the chart's certificate.
 
+The chart is rendered with its ``delivery`` values set as a user of a private
+DingTalk would set them (``helm template --set``): the receiver's token from a
+Secret the test creates, the SMTP settings from another, the extra-CA ConfigMap
+holding the test CA (fakes.py), and the fake DingTalk's ``localhost:PORT`` among
+``dingtalkHosts``. So the same container also receives from a real Alertmanager
+and delivers to the fake DingTalk and the SMTP server on loopback.
+
 Not covered, for want of a kubelet: scheduling fields, image pulls, restarts
 on a failing liveness probe, the rollout strategy and replica count (one
 container runs), a preStop hook, Service routing by selector, and the
@@ -30,6 +37,7 @@ here keeps every field checked.)
 from __future__ import annotations
 
 import base64
+import datetime
 import hashlib
 import json
 import os
@@ -48,6 +56,9 @@ import kubernetes
 import pytest
 import yaml
 
+from tests.e2e.alertmanager import Alertmanager, alert
+from tests.e2e.delivery import cn_member, local_time, make_bot, make_group, messages_with
+from tests.e2e.fakes import FakeDingTalk, LocalCA, SmtpServer
 from tests.e2e.harness import (
     REPO,
     Cluster,
@@ -75,6 +86,10 @@ PODMAN_RUNTIME = ["--runtime", "runc", "--ulimit", "nofile=1024:1024",
 Doc = dict[str, Any]
 # The chart's values that name a port the container listens on.
 PORT_VALUES = ("webhook.port", "health.port", "metrics.port", "delivery.receiver.port")
+# What the chart's delivery values name, created by the test as an administrator would.
+RECEIVER_SECRET = "alertmanager-receiver"
+SMTP_SECRET = "alert-contacts-smtp"
+EXTRA_CA_CONFIGMAP = "internal-ca"
 
 
 def has_value(values: Doc, dotted: str) -> bool:
@@ -181,7 +196,14 @@ def podman_run(pod: Doc, name: str, mounts: dict[str, Path], env: dict[str, str]
 
     volumes = {v["name"]: v for v in pod["volumes"]}
     for mount in container["volumeMounts"]:
+        assert set(mount) <= {"name", "mountPath", "readOnly"}, f"{mount}: translate it here"
         volume = volumes[mount["name"]]
+        # Whole volumes, every key a file: no items, subPath or optional sources.
+        known = {"secret": {"secretName", "defaultMode"}, "configMap": {"name", "defaultMode"},
+                 "emptyDir": {"sizeLimit"}}
+        (kind,) = set(volume) - {"name"}
+        assert kind in known and set(volume[kind]) <= known[kind], (
+            f"volume {volume}: translate it here")
         if "emptyDir" in volume:
             size = memory_bytes(volume["emptyDir"].get("sizeLimit", "64Mi"))
             args += ["--mount", f"type=tmpfs,destination={mount['mountPath']},"
@@ -248,6 +270,7 @@ class Running:
     docs: list[Doc]
     container: str
     deployment: Doc
+    receiver_token: str
 
     @property
     def spec(self) -> Doc:
@@ -275,8 +298,52 @@ def http_get(port: int, path: str, timeout: float = 5) -> tuple[int, str]:
 
 
 @pytest.fixture(scope="module")
+def ca(tmp_path_factory: pytest.TempPathFactory) -> LocalCA:
+    return LocalCA(tmp_path_factory.mktemp("ca"))
+
+
+@pytest.fixture(scope="module")
+def dingtalk(ca: LocalCA) -> Iterator[FakeDingTalk]:
+    with FakeDingTalk(ca) as fake:
+        yield fake
+
+
+@pytest.fixture(scope="module")
+def smtp(ca: LocalCA) -> Iterator[SmtpServer]:
+    with SmtpServer(ca) as server:
+        yield server
+
+
+def delivery_inputs(cluster: Cluster, namespace: str, values: Doc, ca: LocalCA,
+                    dingtalk: FakeDingTalk, smtp: SmtpServer) -> tuple[str, list[str]]:
+    """The Secrets and the ConfigMap the chart's delivery values name, created in the
+    release namespace; returns the receiver's token and those values as ``--set``
+    arguments."""
+    delivery = values["delivery"]
+    token = unique_token()
+    put_secret(cluster, namespace, RECEIVER_SECRET, {delivery["receiver"]["token"]["key"]: token})
+    # The Secret's keys are the ALERT_CONTACTS_SMTP_* variables' suffixes (values.yaml).
+    put_secret(cluster, namespace, SMTP_SECRET, {
+        var.removeprefix("ALERT_CONTACTS_SMTP_").lower(): val
+        for var, val in smtp.env().items()})
+    cluster.core.create_namespaced_config_map(namespace, {
+        "metadata": {"name": EXTRA_CA_CONFIGMAP, "namespace": namespace},
+        "data": {delivery["extraCA"]["key"]: ca.file.read_text()}})
+    hosts = ",".join([*values["dingtalkHosts"], dingtalk.host])
+    settings = {
+        "delivery.receiver.token.create": "false",
+        "delivery.receiver.token.existingSecret": RECEIVER_SECRET,
+        "delivery.smtpSecret": SMTP_SECRET,
+        "delivery.extraCA.configMap": EXTRA_CA_CONFIGMAP,
+        "dingtalkHosts": f"{{{hosts}}}",
+    }
+    return token, [arg for key, val in settings.items() for arg in ("--set", f"{key}={val}")]
+
+
+@pytest.fixture(scope="module")
 def running(
-    cluster: Cluster, operator: Operator, tmp_path_factory: pytest.TempPathFactory
+    cluster: Cluster, operator: Operator, ca: LocalCA, dingtalk: FakeDingTalk, smtp: SmtpServer,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Running]:
     image_is_current()
     workdir = tmp_path_factory.mktemp("image")
@@ -286,10 +353,13 @@ def running(
     # Every port the chart's values set, moved to a free one on the host's loopback.
     values = yaml.safe_load((CHART / "values.yaml").read_text())
     ports = {key: free_port() for key in PORT_VALUES if has_value(values, key)}
+    receiver_token, delivery_values = delivery_inputs(cluster, namespace, values, ca, dingtalk,
+                                                      smtp)
     rendered = helm("template", RELEASE, str(CHART), "--namespace", namespace,
                     "--kube-version", KUBE_VERSION,
                     "--set", f"image.repository={repository}", "--set", f"image.tag={tag}",
-                    *[arg for key, port in ports.items() for arg in ("--set", f"{key}={port}")])
+                    *[arg for key, port in ports.items() for arg in ("--set", f"{key}={port}")],
+                    *delivery_values)
     assert rendered.returncode == 0, rendered.stderr
     docs = documents(rendered.stdout)
     deployment = the(docs, "Deployment")
@@ -346,7 +416,7 @@ def running(
         "KUBERNETES_SERVICE_HOST": str(server.hostname),
         "KUBERNETES_SERVICE_PORT": str(server.port)})
 
-    run = Running(namespace, docs, name, deployment)
+    run = Running(namespace, docs, name, deployment, receiver_token)
     operator.stop()  # two operators would race on status writes
     try:
         podman(*podman_run(pod, name, mounts, env))
@@ -389,6 +459,8 @@ def running(
             podman("rm", "--force", "--time", "10", name, check=False)
             cluster.kubectl("delete", "-f", "-", "--ignore-not-found", "--wait=false",
                             input=yaml.safe_dump_all(applied))
+            # With the Secrets and the ConfigMap the delivery values name.
+            cluster.kubectl("delete", "namespace", namespace, "--wait=false")
         finally:
             operator.start()
 
@@ -502,3 +574,69 @@ def test_metrics_scrape(cluster: Cluster, running: Running) -> None:
     name = "alert_contacts_admission_decisions_total"
     assert value(samples, name, kind="Contact", result="Allowed") >= 1
     assert value(samples, name, kind="Contact", result="InvalidSpec") >= 1
+
+
+# ---------------------------------------------------------------- delivery
+
+
+def chart_env(running: Running, name: str) -> str:
+    (value,) = [v["value"] for v in running.spec["env"] if v["name"] == name]
+    return str(value)
+
+
+def test_an_alertmanager_notification_reaches_dingtalk_and_email(
+    cluster: Cluster, running: Running, dingtalk: FakeDingTalk, smtp: SmtpServer,
+) -> None:
+    ns = running.namespace
+    grace = cn_member("grace")  # a mobile and an email
+    bot = make_bot(cluster, dingtalk, ns, "pager", signed=True)
+    group = make_group(cluster, ns, "paged", [grace], [bot])
+    assert grace.email is not None and bot.secret is not None
+    name = f"DiskFull{uuid.uuid4().hex[:6]}"
+    started = datetime.datetime.now(datetime.UTC).replace(microsecond=0)
+    receiver = f"http://127.0.0.1:{running.port('receiver')}/v1/alerts/{ns}/{group.name}"
+
+    with Alertmanager(receiver_url=receiver, token=running.receiver_token) as manager:
+        manager.post_alerts([alert(name, {"severity": "critical"},
+                                   {"summary": "/var is 97% full"}, starts=started)])
+        try:
+            wait_until("the alert at the fake DingTalk",
+                       lambda: messages_with(dingtalk, bot.token, name), timeout=60)
+            wait_until("the alert by email", lambda: [
+                m for m in smtp.mails(to=grace.email) if name in m.subject], timeout=60)
+
+            def answered_ok() -> bool:
+                total, failed = manager.notification_counts()
+                return total - failed >= 1
+
+            wait_until("Alertmanager to record the receiver's success", answered_ok, timeout=30)
+        except AssertionError as e:
+            raise AssertionError(f"{e}\nAlertmanager's log:\n{manager.tail()}") from e
+
+    # The fake DingTalk accepts only what the robot's signing secret signs.
+    assert all(r.delivered for r in dingtalk.requests(bot.token)), dingtalk.requests(bot.token)
+    (message,) = messages_with(dingtalk, bot.token, name)
+    assert message.body["msgtype"] == "markdown" and name in message.title
+    assert "/var is 97% full" in message.text
+    assert message.at_mobiles == [grace.dingtalk_mobile]
+    assert f"@{grace.dingtalk_mobile}" in message.text
+    # In the chart's time zone, from the image's zone data.
+    zone = chart_env(running, "ALERT_CONTACTS_TIMEZONE")
+    assert f"Started: {local_time(started, zone)}" in message.text
+
+    (mail,) = [m for m in smtp.mails(to=grace.email) if name in m.subject]
+    assert mail.rcpt_tos == (grace.email,)
+    assert mail.tls and mail.login == smtp.username
+    # Bcc: the address is in the envelope only, in no header.
+    assert grace.email not in " ".join(f"{k}: {v}" for k, v in mail.message.items())
+    assert "/var is 97% full" in mail.part("plain")
+
+    obj = wait_for_condition(cluster, "DingTalkBot", ns, bot.name, "Delivering", "True",
+                             timeout=30)
+    assert obj["status"]["delivery"]["result"] == "Delivered"
+    status = (cluster.get("ContactGroup", ns, group.name) or {})["status"]
+    assert status["delivery"]["dingtalk"]["result"] == "Delivered"
+    assert status["delivery"]["email"]["result"] == "Delivered"
+    log = running.logs()
+    for secret in (running.receiver_token, bot.token, bot.secret, grace.email):
+        assert secret not in log, "the container's log holds a token, secret or address"
