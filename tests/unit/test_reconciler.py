@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
+import pytest
+
 from alert_contacts.domain.types import ObjectRef
+from alert_contacts.runtime import reconciler as reconciler_module
 from alert_contacts.runtime.reconciler import Reconciler
 from alert_contacts.runtime.store import KINDS, Store
 from alert_contacts.settings import Settings
@@ -119,3 +123,59 @@ def test_a_secret_wakes_only_the_bots_that_read_it() -> None:
     assert not reconciler._dirty.is_set()  # same namespace, not read by the bot
     store.delete("Secret", secret)  # the bot reads this one
     assert reconciler._dirty_refs == {ObjectRef("DingTalkBot", "b", "bot")}
+
+
+def test_an_object_that_fails_to_plan_is_retried_and_holds_back_no_other(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+) -> None:
+    store, reconciler, kube = listening()
+    monkeypatch.setattr(reconciler_module, "PLAN_RETRY_SECONDS", 0.01)
+    write_for = reconciler.engine.write_for
+    broken = {ObjectRef("Contact", "a", "bob")}
+
+    def failing_write_for(ref: ObjectRef, now: str, since_now: str) -> Any:
+        if ref in broken:
+            raise ValueError("bob@example.com is not what the planner expected")
+        return write_for(ref, now, since_now)
+
+    monkeypatch.setattr(reconciler.engine, "write_for", failing_write_for)
+
+    async def passes() -> None:
+        for name in ("alice", "bob", "carol"):
+            store.put("Contact", body(name, f"{name}@example.com"))
+        with caplog.at_level(logging.WARNING):
+            await reconciler.reconcile_once()
+        assert sorted(ref.name for ref, _ in kube.patches) == ["alice", "carol"]
+        broken.clear()  # whatever it was, it passes now
+        reconciler._dirty.clear()
+        await asyncio.wait_for(reconciler._dirty.wait(), 1)
+        await reconciler.reconcile_once()
+        assert [ref.name for ref, _ in kube.patches[2:]] == ["bob"]
+
+    asyncio.run(passes())
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    assert "Contact a/bob" in warnings[0]
+    assert "ValueError" in warnings[0] and "example.com" not in warnings[0]
+
+
+def test_a_pass_cancelled_while_planning_keeps_every_ref_pending(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    store, reconciler, kube = listening()
+    monkeypatch.setattr(reconciler_module, "PLAN_CHUNK", 1)
+
+    async def passes() -> None:
+        for i in range(3):
+            store.put("Contact", body(f"c{i}", f"c{i}@example.com"))
+        refs = set(reconciler._dirty_refs)
+        task = asyncio.create_task(reconciler.reconcile_once())
+        await asyncio.sleep(0)  # the first chunk is planned, then it yields
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert reconciler._dirty_refs == refs and reconciler._in_flight == {}
+        await reconciler.reconcile_once()
+        assert len(kube.patches) == 3
+
+    asyncio.run(passes())

@@ -33,6 +33,11 @@ logger = logging.getLogger(__name__)
 
 # Refs planned between two yields to the event loop (about 50 ms of work).
 PLAN_CHUNK = 1000
+# A ref whose planning raised is planned again after this long, doubled for each
+# failure in a row up to PLAN_RETRY_MAX: a bug that fails every time must not spin
+# the loop (or fill the log), and a passing one is retried soon.
+PLAN_RETRY_SECONDS = 1.0
+PLAN_RETRY_MAX = 300.0
 
 
 class Reconciler:
@@ -58,6 +63,8 @@ class Reconciler:
         self._reasons: Counter[tuple[str, str]] = Counter()
         # Since when a change has waited for a pass to finish (None: nothing waits).
         self._waiting_since: float | None = None
+        # Refs whose planning raised -> failures in a row (for the retry delay).
+        self._plan_failures: dict[ObjectRef, int] = {}
 
     # ------------------------------------------------------------ changes in
 
@@ -112,39 +119,72 @@ class Reconciler:
                 self.poke()
 
     def plan(self, refs: Iterable[ObjectRef]) -> list[StatusWrite]:
-        """The writes the given refs need now (skipping ones already in flight)."""
+        """The writes the given refs need now (skipping ones already in flight).
+
+        A ref whose planning raises is left out, logged and planned again later
+        (``PLAN_RETRY_SECONDS``, backing off): one bad object never holds back the others.
+        """
         now, since_now = now_rfc3339(), precise_now()
         writes: list[StatusWrite] = []
         for ref in sorted(refs):
-            record = self.engine.record(ref)
-            if record is None:
-                self._tally(ref, None)
-                self._in_flight.pop(ref, None)
+            try:
+                write = self._plan_one(ref, now, since_now)
+            except Exception as e:
+                self._retry_planning(ref, e)
                 continue
-            self._tally(ref, (ref.kind, str(self.engine.reason(ref))))
-            flight = self._in_flight.get(ref)
-            # Our last write has not come back through the watch yet: plan on the
-            # times it recorded, so an unchanged decision is not written twice.
-            unechoed = flight if flight is not None and flight[0] == record.status else None
-            stamp = unechoed[2] if unechoed is not None else since_now
-            write = self.engine.write_for(ref, now, stamp)
-            if write is None:
-                self._in_flight.pop(ref, None)
-            elif unechoed is None or unechoed[1] != write.desired:
+            self._plan_failures.pop(ref, None)
+            if write is not None:
                 writes.append(write)
-                self._in_flight[ref] = (write.seen, write.desired, stamp)
         return writes
+
+    def _plan_one(self, ref: ObjectRef, now: str, since_now: str) -> StatusWrite | None:
+        record = self.engine.record(ref)
+        if record is None:
+            self._tally(ref, None)
+            self._in_flight.pop(ref, None)
+            return None
+        self._tally(ref, (ref.kind, str(self.engine.reason(ref))))
+        flight = self._in_flight.get(ref)
+        # Our last write has not come back through the watch yet: plan on the
+        # times it recorded, so an unchanged decision is not written twice.
+        unechoed = flight if flight is not None and flight[0] == record.status else None
+        stamp = unechoed[2] if unechoed is not None else since_now
+        write = self.engine.write_for(ref, now, stamp)
+        if write is None:
+            self._in_flight.pop(ref, None)
+            return None
+        if unechoed is not None and unechoed[1] == write.desired:
+            return None
+        self._in_flight[ref] = (write.seen, write.desired, stamp)
+        return write
+
+    def _retry_planning(self, ref: ObjectRef, error: Exception) -> None:
+        failures = self._plan_failures.get(ref, 0) + 1
+        self._plan_failures[ref] = failures
+        delay = min(PLAN_RETRY_SECONDS * 2 ** (failures - 1), PLAN_RETRY_MAX)
+        # The type only: a message may quote the object's fields (an email, a mobile).
+        logger.warning("planning the status of %s failed (%s); trying again in %gs",
+                       ref, type(error).__name__, delay)
+        asyncio.get_running_loop().call_later(delay, self.mark, [ref])
 
     async def reconcile_once(self) -> None:
         started = time.perf_counter()
         refs, self._dirty_refs = sorted(self._dirty_refs), set()
         writes: list[StatusWrite] = []
-        for start in range(0, len(refs), PLAN_CHUNK):
-            if start:
-                # A first pass over 50,000 objects plans for seconds: let admission
-                # requests and watch events in between (they mark refs dirty again).
-                await asyncio.sleep(0)
-            writes += self.plan(refs[start:start + PLAN_CHUNK])
+        try:
+            for start in range(0, len(refs), PLAN_CHUNK):
+                if start:
+                    # A first pass over 50,000 objects plans for seconds: let admission
+                    # requests and watch events in between (they mark refs dirty again).
+                    await asyncio.sleep(0)
+                writes += self.plan(refs[start:start + PLAN_CHUNK])
+        except BaseException:
+            # Cancelled (or worse) mid-way: none of it is written, so all of it stays
+            # pending, and nothing planned counts as in flight.
+            for write in writes:
+                self._in_flight.pop(write.ref, None)
+            self._dirty_refs.update(refs)
+            raise
         results = await asyncio.gather(*(self._write(w) for w in writes), return_exceptions=True)
         failed = [w for w, r in zip(writes, results, strict=True) if isinstance(r, BaseException)]
         for write, result in zip(writes, results, strict=True):
