@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from alert_contacts.domain.types import ObjectRef
 from alert_contacts.runtime import reconciler as reconciler_module
+from alert_contacts.runtime.kube import Fenced
 from alert_contacts.runtime.reconciler import Reconciler
 from alert_contacts.runtime.store import KINDS, Store
 from alert_contacts.settings import Settings
@@ -22,7 +24,10 @@ class RecordingKube:
         self.patches: list[tuple[ObjectRef, dict[str, Any]]] = []
         self.events: list[tuple[ObjectRef, str]] = []
 
-    async def patch_status(self, ref: ObjectRef, patch: dict[str, Any]) -> bool:
+    async def patch_status(self, ref: ObjectRef, patch: dict[str, Any], *,
+                           budget: Callable[[], float] | None = None) -> bool:
+        if budget is not None and budget() <= 0:  # as Kube.patch_status: fenced, not sent
+            raise Fenced(str(ref))
         self.patches.append((ref, patch))
         return True
 

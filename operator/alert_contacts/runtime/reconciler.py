@@ -24,7 +24,7 @@ from alert_contacts.domain.engine import DecisionEngine
 from alert_contacts.domain.plan import Plan, StatusWrite
 from alert_contacts.domain.tenure import precise_now
 from alert_contacts.domain.types import ObjectRef
-from alert_contacts.runtime.kube import Kube, describe_error
+from alert_contacts.runtime.kube import Fenced, Kube, describe_error
 from alert_contacts.runtime.lease import Leadership
 from alert_contacts.runtime.store import Record, Store
 from alert_contacts.settings import Settings
@@ -214,11 +214,17 @@ class Reconciler:
             self._reasons[labels] += 1
 
     async def _write(self, write: StatusWrite) -> None:
-        if not self.leadership.is_leader():  # fencing: the Lease was lost during the pass
+        # Fencing: patch_status asks the Lease's time left once a connection slot is
+        # free, right before sending (the pass or the wait for a slot may have outlasted
+        # the renew deadline), and ends the request's timeout with it.
+        try:
+            written = await self.kube.patch_status(write.ref, write.patch,
+                                                   budget=self.leadership.write_budget)
+        except Fenced:
             self._in_flight.pop(write.ref, None)
             self.mark([write.ref])  # the next leader's pass (or ours, once leading again)
             return
-        if not await self.kube.patch_status(write.ref, write.patch):
+        if not written:
             return
         if write.event is not None:
             type_, reason, message = write.event
