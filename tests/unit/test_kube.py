@@ -109,18 +109,18 @@ def test_a_status_write_waiting_for_a_slot_past_its_budget_is_not_sent(
 ) -> None:
     monkeypatch.setattr(kube_module, "WRITES_IN_FLIGHT", 1)
     sent: list[str] = []
-    answer = asyncio.Event()
+    arrived, answer = asyncio.Event(), asyncio.Event()
 
     async def handler(request: web.Request) -> web.Response:
         sent.append(request.path.split("/")[-2])
+        arrived.set()
         await answer.wait()
         return web.json_response({"kind": "Contact"})
 
     async def test(kube: Kube) -> None:
         left = [5.0]  # seconds before the renew deadline, as Leadership.write_budget says
         first = asyncio.create_task(kube.patch_status(ObjectRef("Contact", "a", "slow"), {}))
-        while not sent:
-            await asyncio.sleep(0.01)
+        await asyncio.wait_for(arrived.wait(), 5)  # it holds the only slot
         fenced = asyncio.create_task(kube.patch_status(
             ObjectRef("Contact", "a", "alice"), {}, budget=lambda: left[0]))
         await asyncio.sleep(0.05)  # it waits for the only slot...

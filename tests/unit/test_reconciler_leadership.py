@@ -75,11 +75,11 @@ class SlowSlotKube(RecordingKube):
     def __init__(self) -> None:
         super().__init__()
         self.slot = asyncio.Event()
-        self.waiting = 0
+        self.waiting = asyncio.Event()
 
     async def patch_status(self, ref: ObjectRef, patch: dict[str, Any], *,
                            budget: Callable[[], float] | None = None) -> bool:
-        self.waiting += 1
+        self.waiting.set()
         await self.slot.wait()
         return await super().patch_status(ref, patch, budget=budget)
 
@@ -99,8 +99,7 @@ def test_a_write_that_gets_its_slot_after_the_renew_deadline_is_not_sent_and_sta
         reconciler._dirty.clear()
 
         passing = asyncio.create_task(reconciler.reconcile_once())
-        while not kube.waiting:
-            await asyncio.sleep(0.01)
+        await asyncio.wait_for(kube.waiting.wait(), 5)
         clock.now += LeaseTimings().renew_deadline  # still waiting for a slot
         kube.slot.set()
         await passing
