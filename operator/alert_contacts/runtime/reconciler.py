@@ -22,7 +22,7 @@ from alert_contacts import metrics
 from alert_contacts.domain.conditions import now_rfc3339
 from alert_contacts.domain.engine import DecisionEngine
 from alert_contacts.domain.plan import Plan, StatusWrite
-from alert_contacts.domain.tenure import precise_now
+from alert_contacts.domain.tenure import precise_now, tenure_records
 from alert_contacts.domain.types import ObjectRef
 from alert_contacts.runtime.kube import Fenced, Kube, describe_error
 from alert_contacts.runtime.lease import Leadership
@@ -63,6 +63,12 @@ class Reconciler:
         self._reasons: Counter[tuple[str, str]] = Counter()
         # Since when a change has waited for a pass to finish (None: nothing waits).
         self._waiting_since: float | None = None
+        # Writes that did not land (failed or fenced): ref -> (the status it wanted,
+        # the tenure time it recorded). Its retry records the same time, so claimants
+        # stamped in one pass end in the order that pass decided whichever of their
+        # writes lands first (until the retry lands, a rival recorded first does own
+        # the key: the retry hands it back). Cleared once a write of the ref lands.
+        self._unlanded: dict[ObjectRef, tuple[dict[str, Any], str]] = {}
         # Refs whose planning raised -> failures in a row (for the retry delay).
         self._plan_failures: dict[ObjectRef, int] = {}
 
@@ -142,16 +148,32 @@ class Reconciler:
         if record is None:
             self._tally(ref, None)
             self._in_flight.pop(ref, None)
+            self._unlanded.pop(ref, None)
             return None
         self._tally(ref, (ref.kind, str(self.engine.reason(ref))))
         flight = self._in_flight.get(ref)
         # Our last write has not come back through the watch yet: plan on the
         # times it recorded, so an unchanged decision is not written twice.
         unechoed = flight if flight is not None and flight[0] == record.status else None
-        stamp = unechoed[2] if unechoed is not None else since_now
+        unlanded = self._unlanded.get(ref) if unechoed is None else None
+        if unechoed is not None:
+            stamp = unechoed[2]
+        elif unlanded is not None:
+            stamp = unlanded[1]
+        else:
+            stamp = since_now
         write = self.engine.write_for(ref, now, stamp)
+        if write is not None and unlanded is not None and not tenure_records(write.desired) <= (
+            tenure_records(unlanded[0]) | tenure_records(record.status)
+        ):
+            # A claim (or eligibility) the lost write did not record is new since:
+            # an older time would let it overtake claimants recorded in between.
+            self._unlanded.pop(ref)
+            stamp = since_now
+            write = self.engine.write_for(ref, now, stamp)
         if write is None:
             self._in_flight.pop(ref, None)
+            self._unlanded.pop(ref, None)
             return None
         if unechoed is not None and unechoed[1] == write.desired:
             return None
@@ -189,7 +211,7 @@ class Reconciler:
         failed = [w for w, r in zip(writes, results, strict=True) if isinstance(r, BaseException)]
         for write, result in zip(writes, results, strict=True):
             if isinstance(result, BaseException):
-                self._in_flight.pop(write.ref, None)
+                self._not_landed(write)
                 self._dirty_refs.add(write.ref)
                 # Not the exception itself: an API error carries the request body.
                 logger.warning("status write for %s failed: %s", write.ref, describe_error(result))
@@ -213,6 +235,11 @@ class Reconciler:
             self._reason_of[ref] = labels
             self._reasons[labels] += 1
 
+    def _not_landed(self, write: StatusWrite) -> None:
+        flight = self._in_flight.pop(write.ref, None)
+        if flight is not None:
+            self._unlanded[write.ref] = (write.desired, flight[2])
+
     async def _write(self, write: StatusWrite) -> None:
         # Fencing: patch_status asks the Lease's time left once a connection slot is
         # free, right before sending (the pass or the wait for a slot may have outlasted
@@ -221,9 +248,10 @@ class Reconciler:
             written = await self.kube.patch_status(write.ref, write.patch,
                                                    budget=self.leadership.write_budget)
         except Fenced:
-            self._in_flight.pop(write.ref, None)
+            self._not_landed(write)
             self.mark([write.ref])  # the next leader's pass (or ours, once leading again)
             return
+        self._unlanded.pop(write.ref, None)
         if not written:
             return
         if write.event is not None:
