@@ -61,7 +61,10 @@ class Reconciler:
         # (kind, Ready reason) of every object, for the metrics.
         self._reason_of: dict[ObjectRef, tuple[str, str]] = {}
         self._reasons: Counter[tuple[str, str]] = Counter()
-        # Since when a change has waited for a pass to finish (None: nothing waits).
+        # Since when a change has waited for a pass to finish (None: nothing waits),
+        # moved on whenever the running pass makes progress (a chunk planned, a write
+        # done): the echoes of a long pass's own writes wait for its end, and that is
+        # no stall.
         self._waiting_since: float | None = None
         # Writes that did not land (failed or fenced): ref -> (the status it wanted,
         # the tenure time it recorded). Its retry records the same time, so claimants
@@ -98,11 +101,16 @@ class Reconciler:
         self._dirty.set()
 
     def stalled_for(self) -> float:
-        """Seconds a change has waited for a finished pass (0 when none waits or
-        when another replica leads, whose passes these are)."""
+        """Seconds a change has waited for a finished pass while the loop made no
+        progress (0 when none waits or when another replica leads, whose passes
+        these are)."""
         if self._waiting_since is None or not self.leadership.is_leader():
             return 0.0
         return time.monotonic() - self._waiting_since
+
+    def _progressed(self) -> None:
+        if self._waiting_since is not None:
+            self._waiting_since = time.monotonic()
 
     # ------------------------------------------------------------ the loop
 
@@ -200,6 +208,7 @@ class Reconciler:
                     # requests and watch events in between (they mark refs dirty again).
                     await asyncio.sleep(0)
                 writes += self.plan(refs[start:start + PLAN_CHUNK])
+                self._progressed()
         except BaseException:
             # Cancelled (or worse) mid-way: none of it is written, so all of it stays
             # pending, and nothing planned counts as in flight.
@@ -251,6 +260,8 @@ class Reconciler:
             self._not_landed(write)
             self.mark([write.ref])  # the next leader's pass (or ours, once leading again)
             return
+        finally:
+            self._progressed()  # landed or not, the pass has moved on
         self._unlanded.pop(write.ref, None)
         if not written:
             return
