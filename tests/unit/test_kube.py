@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import kubernetes_asyncio.client as k8s_client
+import pytest
 from aiohttp import web
 
 from alert_contacts.domain.types import ObjectRef
-from alert_contacts.runtime.kube import FIELD_MANAGER, ApiError, Kube
+from alert_contacts.runtime import kube as kube_module
+from alert_contacts.runtime.kube import FIELD_MANAGER, ApiError, Fenced, Kube
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -97,5 +100,52 @@ def test_a_stream_is_read_line_by_line() -> None:
         async with kube.stream("/api/v1/secrets", {"watch": "true"}, read_timeout=5) as lines:
             got = [json.loads(line)["n"] async for line in lines]
         assert got == [0, 1, 2]
+
+    with_server(handler, test)
+
+
+def test_a_status_write_waiting_for_a_slot_past_its_budget_is_not_sent(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(kube_module, "WRITES_IN_FLIGHT", 1)
+    sent: list[str] = []
+    arrived, answer = asyncio.Event(), asyncio.Event()
+
+    async def handler(request: web.Request) -> web.Response:
+        sent.append(request.path.split("/")[-2])
+        arrived.set()
+        await answer.wait()
+        return web.json_response({"kind": "Contact"})
+
+    async def test(kube: Kube) -> None:
+        left = [5.0]  # seconds before the renew deadline, as Leadership.write_budget says
+        first = asyncio.create_task(kube.patch_status(ObjectRef("Contact", "a", "slow"), {}))
+        await asyncio.wait_for(arrived.wait(), 5)  # it holds the only slot
+        fenced = asyncio.create_task(kube.patch_status(
+            ObjectRef("Contact", "a", "alice"), {}, budget=lambda: left[0]))
+        await asyncio.sleep(0.05)  # it waits for the only slot...
+        left[0] = 0.0  # ... until after the renew deadline
+        answer.set()
+        assert await first is True
+        with pytest.raises(Fenced):
+            await fenced
+
+    with_server(handler, test)
+    assert sent == ["slow"]
+
+
+def test_a_status_writes_timeout_ends_with_its_budget() -> None:
+    answer = asyncio.Event()
+
+    async def handler(request: web.Request) -> web.Response:
+        await answer.wait()
+        return web.json_response({"kind": "Contact"})
+
+    async def test(kube: Kube) -> None:
+        started = time.monotonic()
+        with pytest.raises(TimeoutError):
+            await kube.patch_status(ObjectRef("Contact", "a", "alice"), {}, budget=lambda: 0.2)
+        assert time.monotonic() - started < 2  # not REQUEST_TIMEOUT's 30 s read
+        answer.set()
 
     with_server(handler, test)

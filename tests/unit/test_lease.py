@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import datetime
+import math
 from typing import Any
 
 import pytest
@@ -53,6 +54,22 @@ def test_a_leader_writes_only_within_the_renew_deadline() -> None:
     assert not may_write(None, now=0, timings=TIMINGS)
     assert may_write(100, now=109.9, timings=TIMINGS)
     assert not may_write(100, now=110, timings=TIMINGS)
+
+
+def test_the_write_budget_is_the_time_left_before_the_renew_deadline() -> None:
+    async def scenario() -> None:
+        now = [100.0]
+        leadership = Leadership("me", TIMINGS, lambda: now[0])
+        assert leadership.write_budget() == 0  # never renewed
+        leadership.renewed(now[0] - 1)  # a renewal that started a second ago
+        assert leadership.write_budget() == 9
+        now[0] += 9
+        assert leadership.write_budget() == 0 and not leadership.is_leader()
+        now[0] += 5
+        assert leadership.write_budget() == 0
+        assert Leadership.always("me").write_budget() == math.inf
+
+    asyncio.run(scenario())
 
 
 def test_fencing_stops_writes_before_anyone_else_may_acquire() -> None:

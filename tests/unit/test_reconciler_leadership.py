@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from typing import Any
 
+from alert_contacts.domain.types import ObjectRef
 from alert_contacts.runtime.lease import Leadership, LeaseTimings
 from alert_contacts.runtime.reconciler import Reconciler
 from alert_contacts.runtime.store import KINDS, Store
@@ -62,5 +65,49 @@ def test_a_write_after_the_renew_deadline_is_not_sent() -> None:
         leadership.renewed(clock.now)
         await reconciler.reconcile_once()
         assert len(kube.patches) == 1
+
+    asyncio.run(scenario())
+
+
+class SlowSlotKube(RecordingKube):
+    """Every write first waits for a connection slot (``slot``), as Kube.patch_status."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.slot = asyncio.Event()
+        self.waiting = asyncio.Event()
+
+    async def patch_status(self, ref: ObjectRef, patch: dict[str, Any], *,
+                           budget: Callable[[], float] | None = None) -> bool:
+        self.waiting.set()
+        await self.slot.wait()
+        return await super().patch_status(ref, patch, budget=budget)
+
+
+def test_a_write_that_gets_its_slot_after_the_renew_deadline_is_not_sent_and_stays_dirty() -> None:
+    async def scenario() -> None:
+        clock = Clock()
+        leadership = Leadership("me", LeaseTimings(), clock)
+        leadership.renewed(clock.now)
+        kube, store = SlowSlotKube(), Store(SETTINGS)
+        reconciler = Reconciler(store, SETTINGS, kube, leadership)  # type: ignore[arg-type]
+        store.listen(reconciler.on_change)
+        for kind in KINDS:
+            store.mark_listed(kind)
+        store.put("Contact", body("alice", "alice@example.com"))
+        ref = ObjectRef("Contact", "a", "alice")
+        reconciler._dirty.clear()
+
+        passing = asyncio.create_task(reconciler.reconcile_once())
+        await asyncio.wait_for(kube.waiting.wait(), 5)
+        clock.now += LeaseTimings().renew_deadline  # still waiting for a slot
+        kube.slot.set()
+        await passing
+        assert kube.patches == []
+        assert reconciler._dirty_refs == {ref} and reconciler._dirty.is_set()
+
+        leadership.renewed(clock.now)  # leading again: the ref is written after all
+        await reconciler.reconcile_once()
+        assert [r for r, _ in kube.patches] == [ref]
 
     asyncio.run(scenario())

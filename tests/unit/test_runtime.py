@@ -5,15 +5,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
 import pytest
 
+from alert_contacts.domain.types import ObjectRef
 from alert_contacts.runtime import logs, reconciler
 from alert_contacts.runtime.health import STALL_LIMIT_SECONDS, health_problem, serve_health
 from alert_contacts.runtime.reconciler import Reconciler
-from alert_contacts.runtime.store import Store
+from alert_contacts.runtime.store import KINDS, Store
 from alert_contacts.settings import Settings
 
 
@@ -96,3 +98,105 @@ def test_kopfs_admission_refusals_are_filtered_from_logs() -> None:
 
     assert not keep(record("Webhook 'contacts' failed permanently: spec.email 'a@@b.com': bad"))
     assert keep(record("Handler 'contact_changed' failed with an exception. Will retry."))
+
+
+class FakeTime:
+    """The reconciler's clock, moved by the test only."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def perf_counter(self) -> float:
+        return self.now
+
+
+class SlowKube:
+    """Writes one at a time, each taking ``seconds``; the watch echoes each at once."""
+
+    def __init__(self, store: Store, clock: FakeTime, r: Reconciler, seconds: float) -> None:
+        self.store, self.clock, self.r, self.seconds = store, clock, r, seconds
+        self.one_at_a_time = asyncio.Lock()
+        self.stalled: list[float] = []
+        self.written = asyncio.Event()
+        self.count = 0
+
+    async def patch_status(self, ref: ObjectRef, patch: dict[str, Any], *,
+                           budget: Callable[[], float] | None = None) -> bool:
+        async with self.one_at_a_time:
+            self.clock.now += self.seconds
+            self.stalled.append(self.r.stalled_for())  # what /healthz would see now
+            self.store.put("Contact", contact(ref.name, patch["status"]))
+            self.count += 1
+            if self.count == 4:
+                self.written.set()
+        return True
+
+    async def post_event(self, *args: Any) -> None:
+        pass
+
+
+def contact(name: str, status: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"metadata": {"name": name, "namespace": "a", "uid": f"u-{name}", "generation": 1,
+                         "creationTimestamp": "2026-01-01T00:00:00Z"},
+            "spec": {"email": f"{name}@example.com"}, "status": status or {}}
+
+
+def listening_reconciler(monkeypatch: pytest.MonkeyPatch) -> tuple[Store, Reconciler, FakeTime]:
+    clock = FakeTime()
+    monkeypatch.setattr(reconciler, "time", clock)
+    store = Store(Settings())
+    r = Reconciler(store=store, settings=Settings(), kube=None)  # type: ignore[arg-type]
+    store.listen(r.on_change)
+    for kind in KINDS:
+        store.mark_listed(kind)
+    return store, r, clock
+
+
+def test_a_long_pass_that_keeps_writing_is_no_stall(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Four writes of 40 s each (an upgrade rewriting every status at the API's write
+    # rate, say): 160 s of pass while the echoes of its first writes wait for the next.
+    store, r, clock = listening_reconciler(monkeypatch)
+    kube = SlowKube(store, clock, r, seconds=40)
+    r.kube = kube  # type: ignore[assignment]
+
+    async def scenario() -> None:
+        loop = asyncio.create_task(r.run())
+        for i in range(4):
+            store.put("Contact", contact(f"c{i}"))
+        await asyncio.wait_for(kube.written.wait(), 5)
+        loop.cancel()
+
+    asyncio.run(scenario())
+    assert max(kube.stalled) <= 40 < STALL_LIMIT_SECONDS
+
+
+def test_a_long_first_pass_that_keeps_planning_is_no_stall(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    store, r, clock = listening_reconciler(monkeypatch)
+    kube = SlowKube(store, clock, r, seconds=0)
+    r.kube = kube  # type: ignore[assignment]
+    monkeypatch.setattr(reconciler, "PLAN_CHUNK", 1)
+    stalled: list[float] = []
+    plan = r.plan
+
+    def slow_plan(refs: Any) -> Any:
+        clock.now += 40  # a chunk of a first pass over 50,000 objects
+        stalled.append(r.stalled_for())
+        r.poke()  # a watch event arrived meanwhile: it waits for the next pass
+        return plan(refs)
+
+    monkeypatch.setattr(r, "plan", slow_plan)
+
+    async def scenario() -> None:
+        loop = asyncio.create_task(r.run())
+        for i in range(4):
+            store.put("Contact", contact(f"c{i}"))
+        await asyncio.wait_for(kube.written.wait(), 5)
+        loop.cancel()
+
+    asyncio.run(scenario())
+    assert max(stalled) <= 40 < STALL_LIMIT_SECONDS

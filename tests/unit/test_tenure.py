@@ -13,6 +13,7 @@ from alert_contacts.domain.tenure import (
     claim_value,
     order_time,
     tenure,
+    tenure_records,
 )
 from alert_contacts.domain.types import Claim
 from alert_contacts.domain.validation import validate_contact
@@ -97,3 +98,18 @@ def test_an_invalid_object_records_no_claims_and_no_eligibility() -> None:
     candidate = candidate_of(record, validate_contact(spec, SETTINGS))
     status = claimant_status(record, candidate, decide([candidate], 10)[record.ref], CREATED)
     assert status["claims"] == [] and status["eligibleSince"] is None
+
+
+def test_tenure_records_are_the_recorded_times_only() -> None:
+    status = {
+        "claims": [{"key": "email", "value": "a@example.com", "since": "2026-01-01T00:00:00Z"},
+                   {"key": "mobile", "value": "+8613800000000"}],  # no time: not a record
+        "eligibleSince": "2026-01-02T00:00:00.5Z",
+        "conditions": [],
+    }
+    assert tenure_records(status) == {
+        ("email", "a@example.com", "2026-01-01T00:00:00.000000Z"),
+        ("eligibleSince", "", "2026-01-02T00:00:00.500000Z"),
+    }
+    assert tenure_records({}) == set()
+

@@ -151,3 +151,13 @@ def eligible_record(eligible: bool, since: str | None, now: str) -> str | None:
     if not eligible:
         return None
     return display_time(now if since is None or since == PENDING else since)
+
+
+def tenure_records(status: Mapping[str, Any]) -> set[tuple[str, str, str]]:
+    """The times ``status`` records, as (key, value, since) ``order_time`` triples;
+    ``eligibleSince`` as ("eligibleSince", "", since)."""
+    found = {(key, value, since) for (key, value), since in (_records(status) or {}).items()}
+    eligible = order_time(status.get("eligibleSince"))
+    if eligible is not None:
+        found.add(("eligibleSince", "", eligible))
+    return found

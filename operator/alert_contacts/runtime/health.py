@@ -13,7 +13,9 @@ from collections.abc import Callable
 
 from aiohttp import web
 
-# A change waiting this long for a reconcile pass means the loop is stuck.
+# A change waiting this long for a reconcile pass, with no progress meanwhile (no
+# chunk planned, no write done), means the loop is stuck. A long pass that keeps
+# writing (an upgrade rewriting every status) is not.
 STALL_LIMIT_SECONDS = 60.0
 
 
@@ -22,7 +24,8 @@ def health_problem(synced: bool, stalled_for: float) -> str | None:
 
     Not synced: the store lacks part of the initial listing, so admission would
     refuse with 503 and readiness keeps requests away. A change waiting too long
-    for a reconcile pass (the leader's loop is stuck): liveness restarts it.
+    for a reconcile pass while the pass makes no progress (the leader's loop is
+    stuck): liveness restarts it.
     """
     if not synced:
         return "not synced yet: the initial listing is not in the store"

@@ -22,8 +22,9 @@ import contextlib
 import datetime
 import json
 import logging
+import math
 import os
-from collections.abc import AsyncIterable, AsyncIterator, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping
 from typing import Any
 
 import aiohttp
@@ -57,6 +58,19 @@ class ApiError(Exception):
         self.reason = reason
         self.message = message
         self.retry_after = retry_after
+
+
+class Fenced(Exception):
+    """A write not sent: this replica's time to write (its leadership) ran out first."""
+
+
+def write_timeout(budget: float) -> Any:
+    """``REQUEST_TIMEOUT``, but over within ``budget`` seconds (connect, send and read)."""
+    if math.isinf(budget):
+        return REQUEST_TIMEOUT
+    connect, read = REQUEST_TIMEOUT
+    return aiohttp.ClientTimeout(total=budget, connect=connect, sock_connect=connect,
+                                 sock_read=read)
 
 
 async def load_client() -> k8s_client.ApiClient:
@@ -176,14 +190,25 @@ class Kube:
             await _raise_for_status(response)
             yield response.content
 
-    async def patch_status(self, ref: ObjectRef, patch: dict[str, Any]) -> bool:
-        """Merge-patch the status subresource; False when the object is gone."""
+    async def patch_status(
+        self, ref: ObjectRef, patch: dict[str, Any], *, budget: Callable[[], float] | None = None
+    ) -> bool:
+        """Merge-patch the status subresource; False when the object is gone.
+
+        ``budget``: the seconds this replica may still write (``Leadership.write_budget``),
+        asked once a connection slot is free, right before sending: with none left the
+        patch is not sent (``Fenced``), else the request times out when it runs out.
+        """
         try:
             async with self._writes:
+                left = math.inf if budget is None else budget()
+                if left <= 0:
+                    raise Fenced(f"{ref}: not leading any more")
                 await self.request(
                     "PATCH", custom_path(ref.kind, ref.namespace, ref.name) + "/status",
                     query={"fieldManager": FIELD_MANAGER}, body=patch,
                     content_type="application/merge-patch+json",
+                    request_timeout=write_timeout(left),
                 )
         except ApiError as e:
             if e.status == 404:

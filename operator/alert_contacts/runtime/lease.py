@@ -39,6 +39,7 @@ import asyncio
 import contextlib
 import datetime
 import logging
+import math
 import os
 import socket
 import time
@@ -292,6 +293,16 @@ class Leadership:
 
     def is_leader(self) -> bool:
         return self._always or may_write(self._renewed_at, self._clock(), self.timings)
+
+    def write_budget(self) -> float:
+        """Seconds left to write in: until the renew deadline after the start of the
+        last renewal (0 when not leading, infinite without leader election). A write
+        is sent only with some left, and its request timeout ends with it."""
+        if self._always:
+            return math.inf
+        if self._renewed_at is None:
+            return 0.0
+        return max(0.0, self._renewed_at + self.timings.renew_deadline - self._clock())
 
     async def wait(self) -> None:
         while not self.is_leader():

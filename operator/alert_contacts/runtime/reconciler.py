@@ -22,9 +22,9 @@ from alert_contacts import metrics
 from alert_contacts.domain.conditions import now_rfc3339
 from alert_contacts.domain.engine import DecisionEngine
 from alert_contacts.domain.plan import Plan, StatusWrite
-from alert_contacts.domain.tenure import precise_now
+from alert_contacts.domain.tenure import precise_now, tenure_records
 from alert_contacts.domain.types import ObjectRef
-from alert_contacts.runtime.kube import Kube, describe_error
+from alert_contacts.runtime.kube import Fenced, Kube, describe_error
 from alert_contacts.runtime.lease import Leadership
 from alert_contacts.runtime.store import Record, Store
 from alert_contacts.settings import Settings
@@ -33,6 +33,11 @@ logger = logging.getLogger(__name__)
 
 # Refs planned between two yields to the event loop (about 50 ms of work).
 PLAN_CHUNK = 1000
+# A ref whose planning raised is planned again after this long, doubled for each
+# failure in a row up to PLAN_RETRY_MAX: a bug that fails every time must not spin
+# the loop (or fill the log), and a passing one is retried soon.
+PLAN_RETRY_SECONDS = 1.0
+PLAN_RETRY_MAX = 300.0
 
 
 class Reconciler:
@@ -56,8 +61,19 @@ class Reconciler:
         # (kind, Ready reason) of every object, for the metrics.
         self._reason_of: dict[ObjectRef, tuple[str, str]] = {}
         self._reasons: Counter[tuple[str, str]] = Counter()
-        # Since when a change has waited for a pass to finish (None: nothing waits).
+        # Since when a change has waited for a pass to finish (None: nothing waits),
+        # moved on whenever the running pass makes progress (a chunk planned, a write
+        # done): the echoes of a long pass's own writes wait for its end, and that is
+        # no stall.
         self._waiting_since: float | None = None
+        # Writes that did not land (failed or fenced): ref -> (the status it wanted,
+        # the tenure time it recorded). Its retry records the same time, so claimants
+        # stamped in one pass end in the order that pass decided whichever of their
+        # writes lands first (until the retry lands, a rival recorded first does own
+        # the key: the retry hands it back). Cleared once a write of the ref lands.
+        self._unlanded: dict[ObjectRef, tuple[dict[str, Any], str]] = {}
+        # Refs whose planning raised -> failures in a row (for the retry delay).
+        self._plan_failures: dict[ObjectRef, int] = {}
 
     # ------------------------------------------------------------ changes in
 
@@ -85,11 +101,16 @@ class Reconciler:
         self._dirty.set()
 
     def stalled_for(self) -> float:
-        """Seconds a change has waited for a finished pass (0 when none waits or
-        when another replica leads, whose passes these are)."""
+        """Seconds a change has waited for a finished pass while the loop made no
+        progress (0 when none waits or when another replica leads, whose passes
+        these are)."""
         if self._waiting_since is None or not self.leadership.is_leader():
             return 0.0
         return time.monotonic() - self._waiting_since
+
+    def _progressed(self) -> None:
+        if self._waiting_since is not None:
+            self._waiting_since = time.monotonic()
 
     # ------------------------------------------------------------ the loop
 
@@ -112,44 +133,94 @@ class Reconciler:
                 self.poke()
 
     def plan(self, refs: Iterable[ObjectRef]) -> list[StatusWrite]:
-        """The writes the given refs need now (skipping ones already in flight)."""
+        """The writes the given refs need now (skipping ones already in flight).
+
+        A ref whose planning raises is left out, logged and planned again later
+        (``PLAN_RETRY_SECONDS``, backing off): one bad object never holds back the others.
+        """
         now, since_now = now_rfc3339(), precise_now()
         writes: list[StatusWrite] = []
         for ref in sorted(refs):
-            record = self.engine.record(ref)
-            if record is None:
-                self._tally(ref, None)
-                self._in_flight.pop(ref, None)
+            try:
+                write = self._plan_one(ref, now, since_now)
+            except Exception as e:
+                self._retry_planning(ref, e)
                 continue
-            self._tally(ref, (ref.kind, str(self.engine.reason(ref))))
-            flight = self._in_flight.get(ref)
-            # Our last write has not come back through the watch yet: plan on the
-            # times it recorded, so an unchanged decision is not written twice.
-            unechoed = flight if flight is not None and flight[0] == record.status else None
-            stamp = unechoed[2] if unechoed is not None else since_now
-            write = self.engine.write_for(ref, now, stamp)
-            if write is None:
-                self._in_flight.pop(ref, None)
-            elif unechoed is None or unechoed[1] != write.desired:
+            self._plan_failures.pop(ref, None)
+            if write is not None:
                 writes.append(write)
-                self._in_flight[ref] = (write.seen, write.desired, stamp)
         return writes
+
+    def _plan_one(self, ref: ObjectRef, now: str, since_now: str) -> StatusWrite | None:
+        record = self.engine.record(ref)
+        if record is None:
+            self._tally(ref, None)
+            self._in_flight.pop(ref, None)
+            self._unlanded.pop(ref, None)
+            return None
+        self._tally(ref, (ref.kind, str(self.engine.reason(ref))))
+        flight = self._in_flight.get(ref)
+        # Our last write has not come back through the watch yet: plan on the
+        # times it recorded, so an unchanged decision is not written twice.
+        unechoed = flight if flight is not None and flight[0] == record.status else None
+        unlanded = self._unlanded.get(ref) if unechoed is None else None
+        if unechoed is not None:
+            stamp = unechoed[2]
+        elif unlanded is not None:
+            stamp = unlanded[1]
+        else:
+            stamp = since_now
+        write = self.engine.write_for(ref, now, stamp)
+        if write is not None and unlanded is not None and not tenure_records(write.desired) <= (
+            tenure_records(unlanded[0]) | tenure_records(record.status)
+        ):
+            # A claim (or eligibility) the lost write did not record is new since:
+            # an older time would let it overtake claimants recorded in between.
+            self._unlanded.pop(ref)
+            stamp = since_now
+            write = self.engine.write_for(ref, now, stamp)
+        if write is None:
+            self._in_flight.pop(ref, None)
+            self._unlanded.pop(ref, None)
+            return None
+        if unechoed is not None and unechoed[1] == write.desired:
+            return None
+        self._in_flight[ref] = (write.seen, write.desired, stamp)
+        return write
+
+    def _retry_planning(self, ref: ObjectRef, error: Exception) -> None:
+        failures = self._plan_failures.get(ref, 0) + 1
+        self._plan_failures[ref] = failures
+        delay = min(PLAN_RETRY_SECONDS * 2 ** (failures - 1), PLAN_RETRY_MAX)
+        # The type only: a message may quote the object's fields (an email, a mobile).
+        logger.warning("planning the status of %s failed (%s); trying again in %gs",
+                       ref, type(error).__name__, delay)
+        asyncio.get_running_loop().call_later(delay, self.mark, [ref])
 
     async def reconcile_once(self) -> None:
         started = time.perf_counter()
         refs, self._dirty_refs = sorted(self._dirty_refs), set()
         writes: list[StatusWrite] = []
-        for start in range(0, len(refs), PLAN_CHUNK):
-            if start:
-                # A first pass over 50,000 objects plans for seconds: let admission
-                # requests and watch events in between (they mark refs dirty again).
-                await asyncio.sleep(0)
-            writes += self.plan(refs[start:start + PLAN_CHUNK])
+        try:
+            for start in range(0, len(refs), PLAN_CHUNK):
+                if start:
+                    # A first pass over 50,000 objects plans for seconds: let admission
+                    # requests and watch events in between (they mark refs dirty again).
+                    await asyncio.sleep(0)
+                writes += self.plan(refs[start:start + PLAN_CHUNK])
+                self._progressed()
+        except BaseException:
+            # Cancelled (or worse) mid-way: none of it is written, so all of it stays
+            # pending, and nothing planned counts as in flight.
+            for write in writes:
+                self._in_flight.pop(write.ref, None)
+            self._dirty_refs.update(refs)
+            raise
         results = await asyncio.gather(*(self._write(w) for w in writes), return_exceptions=True)
         failed = [w for w, r in zip(writes, results, strict=True) if isinstance(r, BaseException)]
         for write, result in zip(writes, results, strict=True):
             if isinstance(result, BaseException):
-                self._in_flight.pop(write.ref, None)
+                self._not_landed(write)
                 self._dirty_refs.add(write.ref)
                 # Not the exception itself: an API error carries the request body.
                 logger.warning("status write for %s failed: %s", write.ref, describe_error(result))
@@ -173,12 +244,26 @@ class Reconciler:
             self._reason_of[ref] = labels
             self._reasons[labels] += 1
 
+    def _not_landed(self, write: StatusWrite) -> None:
+        flight = self._in_flight.pop(write.ref, None)
+        if flight is not None:
+            self._unlanded[write.ref] = (write.desired, flight[2])
+
     async def _write(self, write: StatusWrite) -> None:
-        if not self.leadership.is_leader():  # fencing: the Lease was lost during the pass
-            self._in_flight.pop(write.ref, None)
+        # Fencing: patch_status asks the Lease's time left once a connection slot is
+        # free, right before sending (the pass or the wait for a slot may have outlasted
+        # the renew deadline), and ends the request's timeout with it.
+        try:
+            written = await self.kube.patch_status(write.ref, write.patch,
+                                                   budget=self.leadership.write_budget)
+        except Fenced:
+            self._not_landed(write)
             self.mark([write.ref])  # the next leader's pass (or ours, once leading again)
             return
-        if not await self.kube.patch_status(write.ref, write.patch):
+        finally:
+            self._progressed()  # landed or not, the pass has moved on
+        self._unlanded.pop(write.ref, None)
+        if not written:
             return
         if write.event is not None:
             type_, reason, message = write.event
