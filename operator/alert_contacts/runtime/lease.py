@@ -23,8 +23,10 @@ compete as client-go's ``leaderelection`` package does:
   when it stops leading, before it releases the Lease.
 
 The interface the rest of the operator uses is :class:`Leadership`:
-``await leadership.wait()`` before a pass, ``leadership.is_leader()`` right
-before each write, and ``leadership.term`` to notice that leadership was lost
+``await leadership.wait()`` before a pass, ``leadership.write_budget()`` right
+before each request is sent (the seconds left before the renew deadline: no
+write without time left, and no request outliving it; ``runtime.kube``'s
+``patch_status(budget=...)``), and ``leadership.term`` to notice that leadership was lost
 and regained in between (work planned in one term must not be written in the
 next without being planned again).
 
