@@ -330,3 +330,34 @@ def test_send_test_annotations_reach_the_engine_through_the_store_listener() -> 
     assert len(dingtalk.sent) == 1
     assert [p["status"]["lastTest"]["request"] for _, p in kube.patches
             if "lastTest" in p["status"]] == ["v1"]
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_repeat_interval_reminder_after_the_dedup_window_is_delivered() -> None:
+    """Alertmanager's repeat_interval reminder is the same payload again; past the
+    dedup window (10 min by default, about AM's retry horizon) it goes out."""
+    dingtalk, clock = FakeDingTalk(), FakeClock()
+
+    async def main() -> None:
+        subject = DeliveryEngine(cluster(), dingtalk, None, FakeKube(), ZoneInfo("Asia/Shanghai"),
+                                 quota=100, budget=5.0, clock=clock)
+        assert (await subject.deliver("team", "sre", parse_notification(payload()))).status == 200
+        clock.now += 60  # Alertmanager's retry: a duplicate
+        again = await subject.deliver("team", "sre", parse_notification(payload()))
+        assert "duplicate" in again.summary
+        clock.now += 30 * 60  # repeat_interval 30m: a reminder, sent
+        reminder = await subject.deliver("team", "sre", parse_notification(payload()))
+        assert "delivered" in reminder.summary, reminder.summary
+        short = DeliveryEngine(cluster(), FakeDingTalk(), None, FakeKube(),
+                               ZoneInfo("Asia/Shanghai"), quota=100, clock=clock,
+                               dedup_window=30.0)
+        assert short.seen.ttl == 30.0
+    run(main)
+    assert len(dingtalk.sent) == 2

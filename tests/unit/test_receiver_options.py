@@ -78,3 +78,11 @@ def _free_port() -> int:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
         return port
+
+
+def test_the_dedup_window_is_an_option_with_a_ten_minute_default() -> None:
+    assert parse([], {}).receiver.dedup_window == 600.0
+    assert parse([], {"ALERT_CONTACTS_RECEIVER_DEDUP_WINDOW": "120"}).receiver.dedup_window == 120
+    assert parse(["--receiver-dedup-window", "90"], {}).receiver.dedup_window == 90
+    with pytest.raises(ValueError, match="--receiver-dedup-window"):
+        parse(["--receiver-dedup-window", "0"], {})

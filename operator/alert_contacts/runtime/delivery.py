@@ -26,7 +26,7 @@ from typing import Any, Literal, Protocol
 
 from alert_contacts import metrics
 from alert_contacts.domain.alerts import Notification
-from alert_contacts.domain.dedup import SeenWindow, delivery_keys
+from alert_contacts.domain.dedup import DEFAULT_WINDOW, SeenWindow, delivery_keys
 from alert_contacts.domain.delivery import (
     RETRY_BUDGET_SECONDS,
     Answer,
@@ -287,6 +287,7 @@ class DeliveryEngine:
         wall: Callable[[], datetime] = lambda: datetime.now(UTC),
         budget: float = RETRY_BUDGET_SECONDS,
         templates: Templates | None = None,
+        dedup_window: float = DEFAULT_WINDOW,
     ) -> None:
         self.view = view
         self.dingtalk = dingtalk
@@ -299,7 +300,7 @@ class DeliveryEngine:
         self.wall = wall
         self.budget = budget
         self.templates = templates or Templates()
-        self.seen = SeenWindow()
+        self.seen = SeenWindow(dedup_window)
         self.throttle = NoticeThrottle()
         self._queues: dict[str, RobotQueue] = {}
         self._background: set[asyncio.Task[Any]] = set()
@@ -716,7 +717,8 @@ def start_delivery(options: RunOptions, view: ObjectView, kube: StatusWriting,
                           delivery.smtp.sender, delivery.bcc)
     engine = DeliveryEngine(view, sender, mail, kube, settings.timezone,
                             quota=options.settings.quota, leader=leader,
-                            templates=delivery.templates)
+                            templates=delivery.templates,
+                            dedup_window=options.receiver.dedup_window)
     if mail is None:  # said once, here, rather than at the first email not sent
         engine.no_smtp("emails and system notices", skipped=False)
     engine.start()
