@@ -361,3 +361,51 @@ def test_a_repeat_interval_reminder_after_the_dedup_window_is_delivered() -> Non
         assert short.seen.ttl == 30.0
     run(main)
     assert len(dingtalk.sent) == 2
+
+
+@dataclass
+class SlowDingTalk(FakeDingTalk):
+    delay: float = 0.2
+
+    async def send(self, url: str, secret: str | None, message: DingTalkMessage) -> SendOutcome:
+        await asyncio.sleep(self.delay)
+        return await super().send(url, secret, message)
+
+
+@dataclass
+class SlowMail(FakeMail):
+    async def send(self, message: EmailMessage) -> SendOutcome:
+        await asyncio.sleep(0.2)
+        return await super().send(message)
+
+
+def test_the_same_notification_arriving_twice_at_once_is_sent_once() -> None:
+    dingtalk, mail = SlowDingTalk(), SlowMail()
+
+    async def main() -> None:
+        subject = engine(cluster(), dingtalk, mail)
+        first, second = await asyncio.gather(
+            subject.deliver("team", "sre", parse_notification(payload())),
+            subject.deliver("team", "sre", parse_notification(payload())))
+        assert first.status == second.status == 200, (first.summary, second.summary)
+    run(main)
+    assert len(mail.sent) == 1
+    # Not twice in one message either (the queue merges what waits).
+    assert [m.text.count("disk full") for _, _, m in dingtalk.sent] == [1]
+
+
+def test_a_message_sent_after_its_request_timed_out_is_remembered() -> None:
+    dingtalk = SlowDingTalk()
+
+    async def main() -> None:
+        subject = engine(cluster(), dingtalk)
+        try:
+            async with asyncio.timeout(0.1):  # the receiver's request timeout, mid-send
+                await subject.deliver("team", "sre", parse_notification(payload()))
+        except TimeoutError:
+            pass
+        await asyncio.sleep(0.3)  # the queue's send completes
+        retry = await subject.deliver("team", "sre", parse_notification(payload()))
+        assert "duplicate" in retry.summary, retry.summary
+    run(main)
+    assert len(dingtalk.sent) == 1

@@ -140,6 +140,9 @@ class _Item:
     secret: str | None = field(repr=False)
     done: asyncio.Future[SendOutcome]
     started: float
+    # Told the final outcome even when nobody awaits ``done`` any more (the request
+    # timed out while the message was on its way): what went out is remembered.
+    on_sent: Callable[[SendOutcome], None] | None = None
     attempt: int = 1
     not_before: float = 0.0
 
@@ -165,9 +168,12 @@ class RobotQueue:
     def depth(self) -> int:
         return len(self._pending)
 
-    def submit(self, target: BotTarget, message: DingTalkMessage) -> asyncio.Future[SendOutcome]:
+    def submit(self, target: BotTarget, message: DingTalkMessage,
+               on_sent: Callable[[SendOutcome], None] | None = None,
+               ) -> asyncio.Future[SendOutcome]:
         done: asyncio.Future[SendOutcome] = asyncio.get_running_loop().create_future()
-        self._pending.append(_Item(message, target.url, target.secret, done, self._clock()))
+        self._pending.append(_Item(message, target.url, target.secret, done, self._clock(),
+                                   on_sent))
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._run(), name="dingtalk robot queue")
         self._wake.set()
@@ -240,6 +246,8 @@ class RobotQueue:
                     item.not_before = after + delay
                     continue
                 self._pending.remove(item)
+                if item.on_sent is not None:
+                    item.on_sent(outcome)
                 if not item.done.done():
                     item.done.set_result(outcome)
             # Counted per message that went out (a merged one counts once).
@@ -303,6 +311,8 @@ class DeliveryEngine:
         self.seen = SeenWindow(dedup_window)
         self.throttle = NoticeThrottle()
         self._queues: dict[str, RobotQueue] = {}
+        # Delivery keys being sent right now -> what the send came to.
+        self._sending: dict[frozenset[str], asyncio.Future[TargetResult]] = {}
         self._background: set[asyncio.Task[Any]] = set()
         self._tests: set[tuple[ObjectRef, str]] = set()  # running
         # Answered here, in case a watch event older than our status write arrives late.
@@ -355,11 +365,19 @@ class DeliveryEngine:
                            rendered.template_error)
         return rendered.messages
 
-    async def send_to_bot(self, bot: BotTarget,
-                          messages: Sequence[DingTalkMessage]) -> SendOutcome:
-        """Every message through the robot's queue; the bot's status records the outcome."""
+    async def send_to_bot(self, bot: BotTarget, messages: Sequence[DingTalkMessage],
+                          on_ok: Callable[[], None] | None = None) -> SendOutcome:
+        """Every message through the robot's queue; the bot's status records the outcome.
+        ``on_ok`` runs once all of them went out, even if this call was cancelled."""
         queue = self._queue(bot)
-        futures = [queue.submit(bot, m) for m in messages]
+        left = len(messages)
+
+        def sent(outcome: SendOutcome) -> None:
+            nonlocal left
+            left -= outcome.kind == "ok"
+            if left == 0 and on_ok is not None:
+                on_ok()
+        futures = [queue.submit(bot, m, sent) for m in messages]
         self._observe_queues()
         outcomes = list(await asyncio.gather(*futures))
         self._observe_queues()
@@ -369,20 +387,55 @@ class DeliveryEngine:
         self._record_bot(bot.ref, outcome)
         return outcome
 
-    async def _to_bot(self, bot: BotTarget, targets: GroupTargets,
-                      notification: Notification) -> TargetResult:
-        target = f"dingtalkbot:{bot.robot}"
-        keys = delivery_keys(notification, target)
-        if keys and all(self.seen.seen(k, self.clock()) for k in keys):
-            metrics.MESSAGES_SKIPPED.labels(DINGTALK, "duplicate").inc()
-            return "duplicate"
-        outcome = await self.send_to_bot(bot, self._render(notification, targets.mobiles))
-        self._record_group(targets.ref, DINGTALK, outcome, f"via {bot.ref.name}")
-        if outcome.kind == "ok":
+    async def _once(self, channel: Channel, keys: frozenset[str],
+                    send: Callable[[Callable[[], None]], Awaitable[SendOutcome]]) -> TargetResult:
+        """Send unless the target already got these keys or is being sent them right now
+        (Alertmanager's retry or an HA peer's copy while the first is on its way: wait
+        for that one). ``send`` gets the callback that remembers the keys once sent."""
+        while True:
+            if keys and all(self.seen.seen(k, self.clock()) for k in keys):
+                metrics.MESSAGES_SKIPPED.labels(channel, "duplicate").inc()
+                return "duplicate"
+            flight = self._sending.get(keys) if keys else None
+            if flight is None:
+                break
+            await asyncio.wait([flight])
+            if not flight.cancelled():
+                theirs = flight.result()
+                if theirs == "delivered":
+                    metrics.MESSAGES_SKIPPED.labels(channel, "duplicate").inc()
+                    return "duplicate"
+                return theirs
+            # The first request gave up: what it sent is remembered (look again), the rest
+            # is sent from here.
+
+        def remember() -> None:
             for key in keys:
                 self.seen.remember(key, self.clock())
-            return "delivered"
-        return "permanent" if outcome.kind == "permanent" else "transient"
+        mine: asyncio.Future[TargetResult] = asyncio.get_running_loop().create_future()
+        if keys:
+            self._sending[keys] = mine
+        try:
+            outcome = await send(remember)
+            result: TargetResult = ("delivered" if outcome.kind == "ok" else
+                                    "permanent" if outcome.kind == "permanent" else "transient")
+            mine.set_result(result)
+            return result
+        finally:
+            if not mine.done():
+                mine.cancel()
+            if self._sending.get(keys) is mine:
+                del self._sending[keys]
+
+    async def _to_bot(self, bot: BotTarget, targets: GroupTargets,
+                      notification: Notification) -> TargetResult:
+        async def send(remember: Callable[[], None]) -> SendOutcome:
+            outcome = await self.send_to_bot(
+                bot, self._render(notification, targets.mobiles), on_ok=remember)
+            self._record_group(targets.ref, DINGTALK, outcome, f"via {bot.ref.name}")
+            return outcome
+        target = f"dingtalkbot:{bot.robot}"
+        return await self._once(DINGTALK, delivery_keys(notification, target), send)
 
     def _observe_queues(self) -> None:
         metrics.QUEUE_DEPTH.set(sum(q.depth for q in self._queues.values()))
@@ -390,7 +443,8 @@ class DeliveryEngine:
     # -- email
 
     async def send_mail(self, recipients: Sequence[str], subject_source: Notification, *,
-                        test: bool = False) -> SendOutcome | None:
+                        test: bool = False,
+                        on_ok: Callable[[], None] | None = None) -> SendOutcome | None:
         """One message to all recipients, retried within the budget; None: no SMTP."""
         if self.mail is None:
             self.no_smtp("emails")
@@ -401,14 +455,17 @@ class DeliveryEngine:
             logger.warning("email template failed, the built-in one was used: %s",
                            rendered.template_error)
         message = build_message(self.mail.from_address, recipients, rendered, bcc=self.mail.bcc)
-        return await self.send_prepared_mail(message)
+        return await self.send_prepared_mail(message, on_ok)
 
-    async def send_prepared_mail(self, message: EmailMessage) -> SendOutcome:
+    async def send_prepared_mail(self, message: EmailMessage,
+                                 on_ok: Callable[[], None] | None = None) -> SendOutcome:
         assert self.mail is not None
         started = self.clock()
         attempt = 1
         while True:
             outcome = await self.mail.sender.send(message)
+            if outcome.kind == "ok" and on_ok is not None:
+                on_ok()  # before any other await: a cancelled request still remembers it
             delay = retry_delay(outcome, attempt, self.clock() - started, self.budget)
             if delay is None:
                 break
@@ -424,21 +481,18 @@ class DeliveryEngine:
         return outcome
 
     async def _to_mail(self, targets: GroupTargets, notification: Notification) -> TargetResult:
-        target = f"email:{targets.ref.namespace}/{targets.ref.name}"
-        keys = delivery_keys(notification, target)
-        if keys and all(self.seen.seen(k, self.clock()) for k in keys):
-            metrics.MESSAGES_SKIPPED.labels(EMAIL, "duplicate").inc()
-            return "duplicate"
-        outcome = await self.send_mail(targets.emails, notification)
-        if outcome is None:
+        if self.mail is None:
+            self.no_smtp("emails")
             return "skipped"
-        self._record_group(targets.ref, EMAIL, outcome,
-                           f"to {len(targets.emails)} recipient(s)")
-        if outcome.kind == "ok":
-            for key in keys:
-                self.seen.remember(key, self.clock())
-            return "delivered"
-        return "permanent" if outcome.kind == "permanent" else "transient"
+
+        async def send(remember: Callable[[], None]) -> SendOutcome:
+            outcome = await self.send_mail(targets.emails, notification, on_ok=remember)
+            assert outcome is not None  # SMTP is configured
+            self._record_group(targets.ref, EMAIL, outcome,
+                               f"to {len(targets.emails)} recipient(s)")
+            return outcome
+        target = f"email:{targets.ref.namespace}/{targets.ref.name}"
+        return await self._once(EMAIL, delivery_keys(notification, target), send)
 
     def no_smtp(self, what: str, *, skipped: bool = True) -> None:
         """Count what SMTP's absence skips; log it once per process."""
