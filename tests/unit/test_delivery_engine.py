@@ -409,3 +409,18 @@ def test_a_message_sent_after_its_request_timed_out_is_remembered() -> None:
         assert "duplicate" in retry.summary, retry.summary
     run(main)
     assert len(dingtalk.sent) == 1
+
+
+def test_two_groups_sharing_a_robot_both_get_the_notification() -> None:
+    """Two webhook_configs of one Alertmanager receiver carry the same groupKey; each
+    group's message (with its own @-mentions) goes out."""
+    view, dingtalk = cluster(), FakeDingTalk()
+    view.add("ContactGroup", "ops", {"contacts": ["alice"], "dingTalkBots": ["a"]})
+
+    async def main() -> None:
+        subject = engine(view, dingtalk)
+        for group in ("sre", "ops"):
+            answer = await subject.deliver("team", group, parse_notification(payload()))
+            assert "delivered" in answer.summary, answer.summary
+    run(main)
+    assert len(dingtalk.sent) == 2

@@ -434,7 +434,9 @@ class DeliveryEngine:
                 bot, self._render(notification, targets.mobiles), on_ok=remember)
             self._record_group(targets.ref, DINGTALK, outcome, f"via {bot.ref.name}")
             return outcome
-        target = f"dingtalkbot:{bot.robot}"
+        # Per robot and group: two groups sharing a robot each get their own message
+        # (their own @-mentions) for the same groupKey.
+        target = f"dingtalkbot:{bot.robot}:{targets.ref.namespace}/{targets.ref.name}"
         return await self._once(DINGTALK, delivery_keys(notification, target), send)
 
     def _observe_queues(self) -> None:
