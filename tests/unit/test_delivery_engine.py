@@ -424,3 +424,44 @@ def test_two_groups_sharing_a_robot_both_get_the_notification() -> None:
             assert "delivered" in answer.summary, answer.summary
     run(main)
     assert len(dingtalk.sent) == 2
+
+
+def test_a_queue_that_is_not_the_leaders_fails_its_messages_transiently() -> None:
+    dingtalk = FakeDingTalk()
+
+    async def main() -> None:
+        queue = RobotQueue(dingtalk, time.monotonic, budget=5.0, leader=lambda: False)
+        target = BotTarget(ObjectRef("DingTalkBot", "n", "b"), URL_A)
+        outcome = await queue.submit(target, DingTalkMessage("t", "x"))
+        assert (outcome.kind, outcome.reason) == ("transient", "NotLeader")
+    run(main)
+    assert dingtalk.sent == []
+
+
+def test_a_new_leader_treats_the_rate_window_as_full_at_its_takeover() -> None:
+    """The replica before it may have sent 20 messages in the last minute: the first
+    message of a new leader (or a restarted one) waits a full window."""
+    clock, leading = FakeClock(), [False]
+    bot = BotTarget(ObjectRef("DingTalkBot", "team", "a"), URL_A)
+
+    async def main() -> None:
+        subject = DeliveryEngine(cluster(), FakeDingTalk(), None, FakeKube(),
+                                 ZoneInfo("Asia/Shanghai"), quota=100, clock=clock,
+                                 leader=lambda: leading[0], unknown_history=True)
+        assert not subject.is_leader()
+        clock.now += 5
+        leading[0] = True
+        takeover = clock.now
+        assert subject.is_leader()
+        clock.now += 10
+        queue = subject._queue(bot)
+        assert queue.earliest_send() == takeover + 61.0
+        clock.now += 100  # well after the takeover: a fresh queue sends at once
+        assert subject._queue(BotTarget(bot.ref, URL_B)).earliest_send() == clock.now
+        leading[0] = False
+        assert not subject.is_leader()
+        leading[0] = True
+        again = clock.now
+        assert subject.is_leader()  # leading again: the old queue's window is full too
+        assert queue.earliest_send() == again + 61.0
+    run(main)

@@ -153,9 +153,11 @@ class RobotQueue:
 
     def __init__(self, sender: DingTalkSending, clock: Callable[[], float],
                  budget: float = RETRY_BUDGET_SECONDS, limit: int = 20,
-                 window: float = RATE_WINDOW_SECONDS) -> None:
+                 window: float = RATE_WINDOW_SECONDS,
+                 leader: Callable[[], bool] = lambda: True) -> None:
         self._sender = sender
         self._clock = clock
+        self._leader = leader
         self._budget = budget
         self._limit = limit
         self._window = window
@@ -167,6 +169,15 @@ class RobotQueue:
     @property
     def depth(self) -> int:
         return len(self._pending)
+
+    def assume_full(self, at: float) -> None:
+        """Count the window as full at ``at``: another replica (or this process before a
+        restart) may have sent the robot its 20 messages just before."""
+        self._sent = deque(sorted([*self._sent, *[at] * self._limit]))
+
+    def earliest_send(self) -> float:
+        """When the next message may go, by the rate limit alone."""
+        return next_send_at(self._sent, self._clock(), self._limit, self._window)
 
     def submit(self, target: BotTarget, message: DingTalkMessage,
                on_sent: Callable[[SendOutcome], None] | None = None,
@@ -227,6 +238,12 @@ class RobotQueue:
             if at > now:
                 await self._sleep(at - now)
                 continue
+            if not self._leader():
+                # Another replica leads (and sends) now: what waits here is answered 503,
+                # and Alertmanager's retry reaches the leader.
+                self._give_up(SendOutcome("transient", "NotLeader", None,
+                                          "this replica is no longer the leader"))
+                continue
             # Merge only what waits: one message alone goes as rendered.
             message, batch = self._batch(ready) if len(ready) > 1 else (ready[0].message,
                                                                            ready[:1])
@@ -258,6 +275,14 @@ class RobotQueue:
             else:
                 metrics.MESSAGES_FAILED.labels(DINGTALK, outcome.reason).inc()
         self._wake.clear()
+
+    def _give_up(self, outcome: SendOutcome) -> None:
+        for item in self._pending:
+            if item.on_sent is not None:
+                item.on_sent(outcome)
+            if not item.done.done():
+                item.done.set_result(outcome)
+        self._pending = []
 
 
 def worst(outcomes: Sequence[SendOutcome]) -> SendOutcome:
@@ -296,6 +321,7 @@ class DeliveryEngine:
         budget: float = RETRY_BUDGET_SECONDS,
         templates: Templates | None = None,
         dedup_window: float = DEFAULT_WINDOW,
+        unknown_history: bool = False,
     ) -> None:
         self.view = view
         self.dingtalk = dingtalk
@@ -304,6 +330,10 @@ class DeliveryEngine:
         self.tz = tz
         self.quota = quota
         self.leader = leader
+        # True when another replica, or this process before a restart, may have sent to
+        # the robots just before this one leads: rate windows start full (see _leads).
+        self.unknown_history = unknown_history
+        self._leading_since: float | None = None
         self.clock = clock
         self.wall = wall
         self.budget = budget
@@ -325,7 +355,20 @@ class DeliveryEngine:
     # -- receiver interface
 
     def is_leader(self) -> bool:
-        return self.leader()
+        return self._leads()
+
+    def _leads(self) -> bool:
+        """``leader()``, noting when this replica started leading: robot queues then count
+        their window as full at that moment (the previous leader's sends are unknown)."""
+        leading = self.leader()
+        if not leading:
+            self._leading_since = None
+        elif self._leading_since is None:
+            self._leading_since = now = self.clock()
+            if self.unknown_history:
+                for queue in self._queues.values():
+                    queue.assume_full(now)
+        return leading
 
     def has_group(self, namespace: str, name: str) -> bool:
         return lookup_record(self.view, ObjectRef("ContactGroup", namespace, name)) is not None
@@ -353,7 +396,12 @@ class DeliveryEngine:
     def _queue(self, bot: BotTarget) -> RobotQueue:
         queue = self._queues.get(bot.robot)
         if queue is None:
-            queue = self._queues[bot.robot] = RobotQueue(self.dingtalk, self.clock, self.budget)
+            queue = self._queues[bot.robot] = RobotQueue(self.dingtalk, self.clock, self.budget,
+                                                         leader=self._leads)
+            since = self._leading_since
+            if (self.unknown_history and since is not None
+                    and self.clock() - since < RATE_WINDOW_SECONDS):
+                queue.assume_full(since)
         return queue
 
     def _render(self, notification: Notification, mobiles: Sequence[str], *,
@@ -571,7 +619,7 @@ class DeliveryEngine:
                      status: Mapping[str, Any]) -> bool:
         """Start a test send for an annotation value not yet answered; False if nothing
         to do (answered, already running, or this replica is not the leader)."""
-        if value is None or not send_test_pending(value, status) or not self.leader():
+        if value is None or not send_test_pending(value, status) or not self._leads():
             return False
         if (ref, value) in self._tests or self._answered.get(ref) == value:
             return False
@@ -656,7 +704,7 @@ class DeliveryEngine:
 
     async def notices_once(self) -> list[Notice]:
         """Send the notices that are due; returns them (for tests and the log)."""
-        if not self.leader():
+        if not self._leads():
             return []
         contacts, bots = list(self.view.contacts.values()), list(self.view.bots.values())
         groups = list(self.view.groups.values())
@@ -693,6 +741,7 @@ class DeliveryEngine:
     async def run_notices(self, period: float = NOTICE_PERIOD_SECONDS) -> None:
         while True:
             try:
+                self._leads()  # notes a takeover even when no request comes in
                 if self._synced:  # a partial view would tell of quota and bots wrongly
                     self.scan_tests()
                     await self.notices_once()
@@ -774,7 +823,8 @@ def start_delivery(options: RunOptions, view: ObjectView, kube: StatusWriting,
     engine = DeliveryEngine(view, sender, mail, kube, settings.timezone,
                             quota=options.settings.quota, leader=leader,
                             templates=delivery.templates,
-                            dedup_window=options.receiver.dedup_window)
+                            dedup_window=options.receiver.dedup_window,
+                            unknown_history=True)
     if mail is None:  # said once, here, rather than at the first email not sent
         engine.no_smtp("emails and system notices", skipped=False)
     engine.start()
