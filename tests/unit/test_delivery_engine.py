@@ -465,3 +465,20 @@ def test_a_new_leader_treats_the_rate_window_as_full_at_its_takeover() -> None:
         assert subject.is_leader()  # leading again: the old queue's window is full too
         assert queue.earliest_send() == again + 61.0
     run(main)
+
+
+def test_a_replica_that_lost_the_lease_mid_send_writes_no_status() -> None:
+    view, dingtalk, kube, leading = cluster(), SlowDingTalk(), FakeKube(), [True]
+    ref = ObjectRef("DingTalkBot", "team", "a")
+
+    async def main() -> None:
+        subject = DeliveryEngine(view, dingtalk, None, kube, ZoneInfo("Asia/Shanghai"),
+                                 quota=100, budget=5.0, leader=lambda: leading[0])
+        assert subject.request_test(ref, "1", {})
+        await asyncio.sleep(0.1)  # the message is on its way
+        leading[0] = False
+        await asyncio.sleep(0.3)
+        await asyncio.gather(*subject._background)
+    run(main)
+    assert len(dingtalk.sent) == 1
+    assert kube.patches == []  # neither status.delivery nor status.lastTest

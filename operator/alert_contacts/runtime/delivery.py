@@ -573,6 +573,9 @@ class DeliveryEngine:
         async def in_order() -> None:
             if before is not None:
                 await asyncio.wait([before])
+            if not self._leads():  # only the leader writes; the new one sees for itself
+                self._written.pop(ref, None)
+                return
             await self.kube.patch_status(ref, patch)
         task = self._in_background(in_order(), f"status.delivery of {ref}")
         self._last_write[ref] = task
@@ -660,6 +663,10 @@ class DeliveryEngine:
             patch = {"status": {"lastTest": last_test(value, self.wall(), ok, message)}}
             logger.info("test send for %s (request %r): %s", ref, value,
                         "succeeded" if ok else "failed")
+            if not self._leads():
+                # Unanswered: the new leader's scan sends the test again and answers it.
+                logger.info("test send for %s: not the leader any more, not recorded", ref)
+                return
             await self.kube.patch_status(ref, patch)
             self._answered[ref] = value
         except Exception as e:
