@@ -151,6 +151,8 @@ def test_saturated_receiver_answers_503_with_retry_after() -> None:
         await asyncio.wait_for(engine.started.wait(), timeout=5)  # it holds the one slot
         busy = await client.post("/v1/alerts/team/oncall", json=PAYLOAD, headers=AUTH)
         assert busy.status == 503 and busy.headers["Retry-After"]
+        # The retry opens a new connection (maybe to another pod), not this keep-alive one.
+        assert busy.headers["Connection"].lower() == "close"
         engine.release.set()
         assert (await first).status == 200
     run(engine, scenario, max_concurrency=1)
@@ -169,6 +171,7 @@ def test_a_replica_that_is_not_the_leader_answers_503_and_delivers_nothing() -> 
     async def scenario(client: TestClient[Any, Any]) -> None:
         response = await client.post("/v1/alerts/team/oncall", json=PAYLOAD, headers=AUTH)
         assert response.status == 503 and response.headers["Retry-After"]
+        assert response.headers["Connection"].lower() == "close"  # the retry: a new connection
         health = await client.get("/healthz")
         assert health.status == 200
     run(engine, scenario)

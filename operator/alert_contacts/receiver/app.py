@@ -66,6 +66,14 @@ def _text(status: int, message: str, **headers: str) -> web.Response:
     return web.Response(status=status, text=message + "\n", headers=headers or None)
 
 
+def _go_elsewhere(status: int, message: str, **headers: str) -> web.Response:
+    """An answer after which Alertmanager's retry should open a new connection: on this
+    keep-alive one it would reach this same busy or not-leading pod again."""
+    response = _text(status, message, **headers)
+    response.force_close()
+    return response
+
+
 class Receiver:
     def __init__(self, config: ReceiverConfig, deliverer: Deliverer,
                  clock: Callable[[], float] = time.monotonic) -> None:
@@ -109,7 +117,8 @@ class Receiver:
             return _text(413, f"body over {self.config.max_body_bytes} bytes")
         if self._slots.locked():
             metrics.notification_received("busy")
-            return _text(503, "receiver busy, retry later", **{"Retry-After": RETRY_AFTER_BUSY})
+            return _go_elsewhere(503, "receiver busy, retry later",
+                                 **{"Retry-After": RETRY_AFTER_BUSY})
         async with self._slots:
             return await self._handle(request, namespace, group)
 
@@ -135,7 +144,7 @@ class Receiver:
             return _text(404, f"no ContactGroup {group!r} in namespace {namespace!r}")
         if not self.deliverer.is_leader():
             metrics.notification_received("not_leader")
-            return _text(503, "this replica is not the leader; retry later",
+            return _go_elsewhere(503, "this replica is not the leader; retry later",
                          **{"Retry-After": RETRY_AFTER_NOT_LEADER})
         started = self._clock()
         try:
