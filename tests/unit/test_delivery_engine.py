@@ -55,9 +55,12 @@ class FakeDingTalk:
 class FakeMail:
     outcomes: list[SendOutcome] = field(default_factory=lambda: [OK])
     sent: list[EmailMessage] = field(default_factory=list)
+    recipients: list[tuple[str, ...] | None] = field(default_factory=list)
 
-    async def send(self, message: EmailMessage) -> SendOutcome:
+    async def send(self, message: EmailMessage,
+                   recipients: tuple[str, ...] | None = None) -> SendOutcome:
         self.sent.append(message)
+        self.recipients.append(recipients)
         return self.outcomes.pop(0) if len(self.outcomes) > 1 else self.outcomes[0]
 
 
@@ -374,9 +377,10 @@ class SlowDingTalk(FakeDingTalk):
 
 @dataclass
 class SlowMail(FakeMail):
-    async def send(self, message: EmailMessage) -> SendOutcome:
+    async def send(self, message: EmailMessage,
+                   recipients: tuple[str, ...] | None = None) -> SendOutcome:
         await asyncio.sleep(0.2)
-        return await super().send(message)
+        return await super().send(message, recipients)
 
 
 def test_the_same_notification_arriving_twice_at_once_is_sent_once() -> None:
@@ -482,3 +486,16 @@ def test_a_replica_that_lost_the_lease_mid_send_writes_no_status() -> None:
     run(main)
     assert len(dingtalk.sent) == 1
     assert kube.patches == []  # neither status.delivery nor status.lastTest
+
+
+def test_recipients_refused_for_now_are_retried_alone_within_the_request() -> None:
+    greylisted = SendOutcome("transient", "SmtpRejected", 450, "1 refused for now",
+                             retry_to=("alice@example.com",))
+    mail = FakeMail([greylisted, OK])
+
+    async def main() -> None:
+        answer = await engine(cluster(), FakeDingTalk(), mail).deliver(
+            "team", "sre", parse_notification(payload()))
+        assert answer.status == 200, answer.summary
+    run(main)
+    assert mail.recipients == [None, ("alice@example.com",)]

@@ -89,7 +89,8 @@ class DingTalkSending(Protocol):
 
 
 class MailSending(Protocol):
-    async def send(self, message: EmailMessage) -> SendOutcome: ...
+    async def send(self, message: EmailMessage,
+                   recipients: tuple[str, ...] | None = None) -> SendOutcome: ...
 
 
 class StatusWriting(Protocol):
@@ -512,14 +513,17 @@ class DeliveryEngine:
         assert self.mail is not None
         started = self.clock()
         attempt = 1
+        to: tuple[str, ...] | None = None  # all of the message's recipients
         while True:
-            outcome = await self.mail.sender.send(message)
+            outcome = await self.mail.sender.send(message, to)
             if outcome.kind == "ok" and on_ok is not None:
                 on_ok()  # before any other await: a cancelled request still remembers it
             delay = retry_delay(outcome, attempt, self.clock() - started, self.budget)
             if delay is None:
                 break
             metrics.MESSAGES_RETRIED.labels(EMAIL, outcome.reason).inc()
+            if outcome.retry_to:  # the others have it already
+                to = outcome.retry_to
             attempt += 1
             await asyncio.sleep(delay)
         if outcome.kind == "ok":
