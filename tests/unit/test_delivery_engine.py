@@ -499,3 +499,28 @@ def test_recipients_refused_for_now_are_retried_alone_within_the_request() -> No
         assert answer.status == 200, answer.summary
     run(main)
     assert mail.recipients == [None, ("alice@example.com",)]
+
+
+def test_a_batch_is_sized_with_a_running_count(monkeypatch: Any) -> None:
+    """100 small queued messages: one pass over them, not a re-merge per added item."""
+    from alert_contacts.domain import dingtalk as module
+    calls = 0
+    real = module.merge_messages
+
+    def counting(messages: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        return real(messages)
+    monkeypatch.setattr("alert_contacts.runtime.delivery.merge_messages", counting,
+                        raising=False)
+
+    async def main() -> None:
+        queue = RobotQueue(FakeDingTalk(), time.monotonic)
+        target = BotTarget(ObjectRef("DingTalkBot", "n", "b"), URL_A)
+        for i in range(100):
+            queue.submit(target, DingTalkMessage(f"t{i}", f"alert {i}"))
+        message, batch = queue._batch(list(queue._pending))
+        assert len(batch) == 100 and message.text.count("alert ") == 100
+        await queue.close()
+    run(main)
+    assert calls == 0

@@ -41,8 +41,9 @@ from alert_contacts.domain.delivery import (
     retry_delay,
 )
 from alert_contacts.domain.dingtalk import (
+    MAX_MESSAGE_BYTES,
     DingTalkMessage,
-    merge_messages,
+    MessageJoiner,
     render_dingtalk,
 )
 from alert_contacts.domain.feedback import (
@@ -210,16 +211,15 @@ class RobotQueue:
         secret) as long as they still fit in one message."""
         first = ready[0]
         batch = [first]
-        merged = first.message
+        joiner = MessageJoiner(first.message)
         for item in ready[1:MAX_MERGED]:
             if (item.url, item.secret) != (first.url, first.secret):
                 break
-            joined = merge_messages([i.message for i in (*batch, item)])
-            if len(joined) != 1:
+            if joiner.size_with(item.message) > MAX_MESSAGE_BYTES:
                 break
-            merged = joined[0]
+            joiner.add(item.message)
             batch.append(item)
-        return merged, batch
+        return joiner.message(), batch
 
     async def _run(self) -> None:
         while self._pending:
