@@ -93,3 +93,11 @@ def test_webhook_answers_within_five_seconds_by_default() -> None:
 def test_a_terminating_replica_answers_until_its_endpoint_is_gone() -> None:
     assert container(render())["lifecycle"] == {"preStop": {"sleep": {"seconds": 5}}}
     assert "lifecycle" not in container(render("ha.shutdownDelaySeconds=0"))
+
+
+def test_the_grace_period_fits_the_pre_stop_sleep_and_the_shutdown() -> None:
+    """Past it the kubelet kills the process before it released the Lease."""
+    spec = one(render(), "Deployment")["spec"]["template"]["spec"]
+    assert spec["terminationGracePeriodSeconds"] == 5 + 25
+    longer = one(render("ha.shutdownDelaySeconds=10", "ha.shutdownSeconds=40"), "Deployment")
+    assert longer["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] == 50

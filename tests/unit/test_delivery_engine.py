@@ -524,3 +524,22 @@ def test_a_batch_is_sized_with_a_running_count(monkeypatch: Any) -> None:
         await queue.close()
     run(main)
     assert calls == 0
+
+
+def test_close_waits_for_the_tasks_it_cancels() -> None:
+    async def main() -> None:
+        subject = engine(cluster(), FakeDingTalk())
+        subject.start()
+        stopped = asyncio.Event()
+
+        async def write() -> None:
+            try:
+                await asyncio.sleep(30)
+            finally:
+                await asyncio.sleep(0.05)  # cleanup that takes a moment
+                stopped.set()
+        subject._in_background(write(), "a status write")
+        await asyncio.sleep(0)
+        await subject.close()
+        assert stopped.is_set() and subject._notices.done()
+    run(main)

@@ -765,12 +765,13 @@ class DeliveryEngine:
 
     async def close(self) -> None:
         notices = getattr(self, "_notices", None)
-        if notices is not None:
-            notices.cancel()
+        tasks = [t for t in (notices, *self._background) if t is not None]
+        for task in tasks:
+            task.cancel()
         for queue in self._queues.values():
             await queue.close()
-        for task in list(self._background):
-            task.cancel()
+        # Awaited, so none is still running (or logs "Task was destroyed") after close.
+        await asyncio.gather(*tasks, return_exceptions=True)
         close = getattr(self.dingtalk, "close", None)
         if close is not None:
             await close()
