@@ -543,3 +543,27 @@ def test_close_waits_for_the_tasks_it_cancels() -> None:
         await subject.close()
         assert stopped.is_set() and subject._notices.done()
     run(main)
+
+
+def test_a_deleted_object_leaves_nothing_behind() -> None:
+    view, dingtalk, kube = cluster(), FakeDingTalk({URL_A: [KEYWORD]}), FakeKube()
+    clock = FakeClock()
+    group = ObjectRef("ContactGroup", "team", "sre")
+    bot = ObjectRef("DingTalkBot", "team", "a")
+
+    async def main() -> None:
+        subject = DeliveryEngine(view, dingtalk, None, kube, ZoneInfo("Asia/Shanghai"),
+                                 quota=100, budget=5.0, clock=clock)
+        await subject.deliver("team", "sre", parse_notification(payload()))
+        await settle()
+        subject._answered[bot] = "1"
+        assert {group, bot} <= set(subject._written) and subject._queues
+        for ref in (group, bot):
+            old = view.groups.pop(ref, None) or view.bots.pop(ref)
+            subject.on_change(ref.kind, old, None)
+        assert subject._written == {} and subject._answered == {}
+        clock.now += 120  # the robot's rate window is over: its idle queue goes too
+        subject.prune_queues()
+        assert subject._queues == {}
+        await subject.close()
+    run(main)

@@ -96,6 +96,9 @@ class NoticeThrottle:
     sent: dict[str, float] = field(default_factory=dict)
 
     def due(self, notices: Iterable[Notice], now: float) -> list[Notice]:
+        # Sent longer ago than the interval is as good as never: forgotten, so the keys of
+        # deleted objects' notices do not pile up.
+        self.sent = {k: t for k, t in self.sent.items() if now - t < self.interval}
         ready = [n for n in notices
                  if (last := self.sent.get(n.key)) is None or now - last >= self.interval]
         for notice in ready:

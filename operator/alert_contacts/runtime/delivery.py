@@ -177,6 +177,13 @@ class RobotQueue:
         restart) may have sent the robot its 20 messages just before."""
         self._sent = deque(sorted([*self._sent, *[at] * self._limit]))
 
+    def idle(self) -> bool:
+        """Nothing waits or runs and no send is within the rate window: the queue may go
+        (a new one for the robot starts with the same, empty, history)."""
+        now = self._clock()
+        return (not self._pending and (self._task is None or self._task.done())
+                and all(t <= now - self._window for t in self._sent))
+
     def earliest_send(self) -> float:
         """When the next message may go, by the rate limit alone."""
         return next_send_at(self._sent, self._clock(), self._limit, self._window)
@@ -488,6 +495,13 @@ class DeliveryEngine:
         target = f"dingtalkbot:{bot.robot}:{targets.ref.namespace}/{targets.ref.name}"
         return await self._once(DINGTALK, delivery_keys(notification, target), send)
 
+    def prune_queues(self) -> None:
+        """Drop robot queues with nothing to send and no send within the rate window
+        (robots of deleted or changed bots would otherwise stay for the process's life)."""
+        for robot, queue in list(self._queues.items()):
+            if queue.idle():
+                del self._queues[robot]
+
     def _observe_queues(self) -> None:
         metrics.QUEUE_DEPTH.set(sum(q.depth for q in self._queues.values()))
 
@@ -638,7 +652,12 @@ class DeliveryEngine:
 
     def on_change(self, kind: str, old: object, new: object) -> None:
         """The store's listener: a bot or group whose send-test annotation is not yet
-        answered gets its test (quick: the send runs in a task)."""
+        answered gets its test (quick: the send runs in a task); a deleted object's
+        state here goes with it."""
+        if new is None and isinstance(old, ObjectRecord):
+            self._written.pop(old.ref, None)
+            self._answered.pop(old.ref, None)
+            return
         if (self._synced and kind in ("DingTalkBot", "ContactGroup")
                 and isinstance(new, ObjectRecord) and new.send_test):
             self.request_test(new.ref, new.send_test, new.status)
@@ -753,6 +772,7 @@ class DeliveryEngine:
         while True:
             try:
                 self._leads()  # notes a takeover even when no request comes in
+                self.prune_queues()
                 if self._synced:  # a partial view would tell of quota and bots wrongly
                     self.scan_tests()
                     await self.notices_once()
