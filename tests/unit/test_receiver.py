@@ -186,3 +186,24 @@ def test_logs_name_no_personal_data(caplog: pytest.LogCaptureFixture) -> None:
         run(FakeEngine(), scenario)
     text = "\n".join(r.getMessage() for r in caplog.records)
     assert "alice@example.com" not in text and TOKEN not in text
+
+
+def test_a_namespace_token_opens_that_namespace_only_and_the_master_token_all() -> None:
+    import hashlib
+    import hmac as hmac_module
+
+    from alert_contacts.domain.delivery import namespace_token
+    team = hmac_module.new(TOKEN.encode(), b"team", hashlib.sha256).hexdigest()
+    assert namespace_token(TOKEN, "team") == team
+    engine = FakeEngine()
+    engine.has_group = lambda namespace, name: name == "oncall"  # type: ignore[method-assign]
+
+    async def scenario(client: TestClient[Any, Any]) -> None:
+        own = {"Authorization": f"Bearer {team}"}
+        assert (await client.post("/v1/alerts/team/oncall", json=PAYLOAD,
+                                  headers=own)).status == 200
+        other = await client.post("/v1/alerts/team-b/oncall", json=PAYLOAD, headers=own)
+        assert other.status == 401  # team's token does not open team-b's groups
+        assert (await client.post("/v1/alerts/team-b/oncall", json=PAYLOAD,
+                                  headers=AUTH)).status == 200
+    run(engine, scenario)

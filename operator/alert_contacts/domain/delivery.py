@@ -7,6 +7,7 @@ Pure functions over plain data (the watched records, outcomes, clocks passed in)
 from __future__ import annotations
 
 import hashlib
+import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
@@ -205,3 +206,12 @@ def answer(results: Mapping[str, TargetResult]) -> Answer:
     if pending:
         return Answer(503, f"{summary}; not yet delivered to {', '.join(pending)}: retry")
     return Answer(200, summary)
+
+
+def namespace_token(master: str, namespace: str) -> str:
+    """The receiver token for one namespace's groups: HMAC-SHA256(master, namespace) in
+    hex. A team gets its own and can post to no other namespace's groups; the master
+    token (the platform's own Alertmanager) opens every namespace. The same as
+    ``printf %s NAMESPACE | openssl dgst -sha256 -hmac MASTER``."""
+    return hmac.new(master.encode("utf-8"), namespace.encode("utf-8"),
+                    hashlib.sha256).hexdigest()
