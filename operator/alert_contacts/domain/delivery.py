@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from datetime import datetime
+from typing import Any, Literal, Protocol, TypeVar
 
+from alert_contacts.domain.alerts import Notification
 from alert_contacts.domain.groups import member_refs
 from alert_contacts.domain.records import ObjectRecord
 from alert_contacts.domain.types import ObjectRef
@@ -36,6 +38,9 @@ class Outcome(Protocol):
 
     @property
     def reason(self) -> str: ...
+
+
+AnOutcome = TypeVar("AnOutcome", bound=Outcome)
 
 
 # ---------------------------------------------------------------- targets
@@ -215,3 +220,34 @@ def namespace_token(master: str, namespace: str) -> str:
     ``printf %s NAMESPACE | openssl dgst -sha256 -hmac MASTER``."""
     return hmac.new(master.encode("utf-8"), namespace.encode("utf-8"),
                     hashlib.sha256).hexdigest()
+
+
+def worst(outcomes: Sequence[AnOutcome]) -> AnOutcome:
+    """A target's outcome from its messages': a permanent failure, else a transient
+    one, else the last success."""
+    for kind in ("permanent", "transient"):
+        for outcome in outcomes:
+            if outcome.kind == kind:
+                return outcome
+    return outcomes[-1]
+
+
+def test_notification(ref: ObjectRef, now: datetime) -> Notification:
+    """A clearly marked, resolved-free notification naming the object it tests, firing
+    since ``now``."""
+    started = now.isoformat()
+    return Notification.model_validate({
+        "version": "4", "status": "firing", "receiver": "alert-contacts-test",
+        "groupKey": f"test:{ref}", "groupLabels": {"alertname": "AlertContactsTest"},
+        "commonLabels": {"alertname": "AlertContactsTest", "severity": "none"},
+        "commonAnnotations": {"summary": f"Test message for {ref}: delivery works"},
+        "externalURL": "", "truncatedAlerts": 0,
+        "alerts": [{
+            "status": "firing", "labels": {"alertname": "AlertContactsTest", "severity": "none"},
+            "annotations": {"summary": f"Test message for {ref}: delivery works",
+                            "description": "Sent on request (alerting.contacts.dev/send-test); "
+                                           "no action needed."},
+            "startsAt": started, "endsAt": "0001-01-01T00:00:00Z", "generatorURL": "",
+            "fingerprint": "test",
+        }],
+    })

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import html
 import logging
 import time
 from collections import deque
@@ -39,6 +38,8 @@ from alert_contacts.domain.delivery import (
     member_contact,
     resolve_targets,
     retry_delay,
+    test_notification,
+    worst,
 )
 from alert_contacts.domain.dingtalk import (
     MAX_MESSAGE_BYTES,
@@ -52,13 +53,15 @@ from alert_contacts.domain.feedback import (
     last_test,
     send_test_pending,
 )
-from alert_contacts.domain.mail import RenderedEmail, build_message, render_email
+from alert_contacts.domain.mail import build_message, render_email
 from alert_contacts.domain.notices import (
     Notice,
     NoticeThrottle,
     current_notices,
     failed_bots,
     held_by_quota,
+    notice_email,
+    notice_message,
     quota_used,
     recipients,
 )
@@ -291,16 +294,6 @@ class RobotQueue:
             if not item.done.done():
                 item.done.set_result(outcome)
         self._pending = []
-
-
-def worst(outcomes: Sequence[SendOutcome]) -> SendOutcome:
-    """A target's outcome from its messages': a permanent failure, else a transient
-    one, else the last success."""
-    for kind in ("permanent", "transient"):
-        for outcome in outcomes:
-            if outcome.kind == kind:
-                return outcome
-    return outcomes[-1]
 
 
 # ---------------------------------------------------------------- the engine
@@ -699,7 +692,7 @@ class DeliveryEngine:
 
     async def test_send(self, ref: ObjectRef) -> tuple[bool, str]:
         """Send one marked test message to a bot, or to every bot and the emails of a group."""
-        notification = test_notification(ref)
+        notification = test_notification(ref, self.wall())
         record = lookup_record(self.view, ref)
         if record is None:
             return False, f"{ref} is not in the operator's view yet"
@@ -808,36 +801,6 @@ def _describe(outcome: SendOutcome) -> str:
     code = f" (code {outcome.code})" if outcome.code is not None else ""
     detail = f": {outcome.message}" if outcome.message else ""
     return f"failed, {outcome.reason}{code}{detail}"
-
-
-def test_notification(ref: ObjectRef) -> Notification:
-    """A clearly marked, resolved-free notification naming the object it tests."""
-    now = datetime.now(UTC).isoformat()
-    return Notification.model_validate({
-        "version": "4", "status": "firing", "receiver": "alert-contacts-test",
-        "groupKey": f"test:{ref}", "groupLabels": {"alertname": "AlertContactsTest"},
-        "commonLabels": {"alertname": "AlertContactsTest", "severity": "none"},
-        "commonAnnotations": {"summary": f"Test message for {ref}: delivery works"},
-        "externalURL": "", "truncatedAlerts": 0,
-        "alerts": [{
-            "status": "firing", "labels": {"alertname": "AlertContactsTest", "severity": "none"},
-            "annotations": {"summary": f"Test message for {ref}: delivery works",
-                            "description": "Sent on request (alerting.contacts.dev/send-test); "
-                                           "no action needed."},
-            "startsAt": now, "endsAt": "0001-01-01T00:00:00Z", "generatorURL": "",
-            "fingerprint": "test",
-        }],
-    })
-
-
-def notice_message(notice: Notice) -> DingTalkMessage:
-    return DingTalkMessage(title=notice.subject, text=f"### {notice.subject}\n\n{notice.text}")
-
-
-def notice_email(notice: Notice, sender: str, to: Sequence[str], bcc: bool) -> EmailMessage:
-    text = f"{notice.text}\n\n-- alert-contacts-operator\n"
-    rendered = RenderedEmail(notice.subject, text, f"<p>{html.escape(notice.text)}</p>")
-    return build_message(sender, to, rendered, bcc=bcc)
 
 
 def start_delivery(options: RunOptions, view: ObjectView, kube: StatusWriting,
