@@ -38,3 +38,13 @@ def test_notices_become_a_dingtalk_message_and_an_email() -> None:
     assert mail["Subject"] == "Quota almost full" and mail["Bcc"] == "a@example.com"
     html_part = mail.get_body(("html",))
     assert html_part is not None and "&lt;used&gt;" in html_part.get_content()
+
+
+def test_one_tls_failure_description_for_dingtalk_and_smtp() -> None:
+    import ssl
+
+    from alert_contacts.runtime.tlsclient import tls_failure
+    error = ssl.SSLCertVerificationError(1, "certificate verify failed")
+    error.verify_message = "self-signed certificate"
+    assert tls_failure(error) == "self-signed certificate"
+    assert tls_failure(ConnectionResetError()) == "ConnectionResetError"

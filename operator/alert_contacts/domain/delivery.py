@@ -17,6 +17,7 @@ from alert_contacts.domain.alerts import Notification
 from alert_contacts.domain.groups import member_refs
 from alert_contacts.domain.records import ObjectRecord
 from alert_contacts.domain.types import ObjectRef
+from alert_contacts.domain.validation import display_name
 
 SecretIndex = Mapping[tuple[str, str], Mapping[str, str]]
 OutcomeKind = Literal["ok", "transient", "permanent"]
@@ -160,7 +161,7 @@ def resolve_targets(
             contact = member_contact(contacts[ref])
             if contact is not None:
                 found_contacts.append(contact)
-    display = _text(group.spec.get("displayName")) or group.ref.name
+    display = display_name(group.spec, group.ref.name)
     return GroupTargets(group.ref, display, tuple(found_bots), tuple(found_contacts))
 
 

@@ -25,7 +25,7 @@ from alert_contacts.domain import outcome as reasons
 from alert_contacts.domain.outcome import SendOutcome
 from alert_contacts.domain.validation import scrub_personal_data
 
-from .tlsclient import client_ssl_context
+from .tlsclient import client_ssl_context, tls_failure
 
 TlsMode = Literal["starttls", "tls", "none"]
 TLS_MODES: tuple[TlsMode, ...] = ("starttls", "tls", "none")
@@ -150,25 +150,18 @@ class SmtpSender:
                 exc.code,
                 f"{where} refused the SMTP username or password (code {exc.code})",
             )
-        except aiosmtplib.SMTPSenderRefused as exc:
-            return SendOutcome(
-                _by_code(exc.code),
-                reasons.SMTP_REJECTED,
-                exc.code,
-                f"{where} refused the From address (code {exc.code})",
-            )
-        except aiosmtplib.SMTPResponseException as exc:
-            return SendOutcome(
-                _by_code(exc.code),
-                reasons.SMTP_REJECTED,
-                exc.code,
-                f"{where} answered {exc.code}: {_short(exc.message)}",
-            )
+        except aiosmtplib.SMTPResponseException as exc:  # SMTPSenderRefused among them
+            if isinstance(exc, aiosmtplib.SMTPSenderRefused):
+                what = f"refused the From address (code {exc.code})"
+            else:
+                what = f"answered {exc.code}: {_short(exc.message)}"
+            return SendOutcome(_by_code(exc.code), reasons.SMTP_REJECTED, exc.code,
+                               f"{where} {what}")
         except aiosmtplib.SMTPConnectError as exc:
             # aiosmtplib wraps TLS failures of the connection (implicit TLS) in this one.
             cause = exc.__cause__ or exc.__context__
             if isinstance(cause, ssl.SSLError):
-                why = f"TLS with {where} failed: {_tls_why(cause)}"
+                why = f"TLS with {where} failed: {tls_failure(cause)}"
                 return SendOutcome("transient", reasons.TLS_ERROR, None, why)
             why = f"cannot connect to {where}: {_short(str(exc))}"
             return SendOutcome("transient", reasons.NETWORK_ERROR, None, why)
@@ -193,7 +186,7 @@ class SmtpSender:
             )
         except ssl.SSLError as exc:
             return SendOutcome(
-                "transient", reasons.TLS_ERROR, None, f"TLS with {where} failed: {_tls_why(exc)}"
+                "transient", reasons.TLS_ERROR, None, f"TLS with {where} failed: {tls_failure(exc)}"
             )
         except OSError as exc:
             why = f"cannot reach {where}: {exc.__class__.__name__}"
@@ -223,10 +216,6 @@ class SmtpSender:
                 f" {len(refused)} refused",
             )
         return SendOutcome("ok", reasons.DELIVERED, 250, f"accepted for {count} recipient(s)")
-
-
-def _tls_why(exc: ssl.SSLError) -> str:
-    return str(getattr(exc, "verify_message", None) or exc.reason or exc.__class__.__name__)
 
 
 def _by_code(code: int) -> Literal["transient", "permanent"]:
