@@ -117,3 +117,11 @@ def test_receiver_service_selects_the_leaders_pod_and_the_other_service_every_re
     # Without leader election every replica delivers and none is labelled.
     off = one(render("ha.leaderElection.enabled=false"), "Service", f"{FULLNAME}-receiver")
     assert off["spec"]["selector"] == selector
+
+
+def test_the_grace_period_fits_the_pre_stop_sleep_and_the_shutdown() -> None:
+    """Past it the kubelet kills the process before it released the Lease."""
+    spec = one(render(), "Deployment")["spec"]["template"]["spec"]
+    assert spec["terminationGracePeriodSeconds"] == 5 + 25
+    longer = one(render("ha.shutdownDelaySeconds=10", "ha.shutdownSeconds=40"), "Deployment")
+    assert longer["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] == 50

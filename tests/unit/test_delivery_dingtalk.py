@@ -6,6 +6,7 @@ import base64
 import hashlib
 import hmac
 import json
+from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
@@ -385,3 +386,47 @@ def test_the_outcome_message_carries_errcode_and_a_short_errmsg() -> None:
     outcome = classify_response(200, _answer(310000, "keywords not in content " + "x" * 1000))
     assert outcome.message.startswith("errcode 310000: keywords not in content")
     assert len(outcome.message) < 250
+
+
+def test_merging_counts_bytes_as_it_goes_instead_of_reserialising_every_prefix(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import json as json_module
+
+    from alert_contacts.domain import dingtalk as module
+    small = [DingTalkMessage(f"t{i}", f"alert {i} " + "é" * 40, (f"1380013{i:04d}",))
+             for i in range(150)]
+    serialised = 0
+    real_dumps = json_module.dumps
+
+    def counting(value: Any, **kwargs: Any) -> str:
+        nonlocal serialised
+        text = real_dumps(value, **kwargs)
+        serialised += len(text)
+        return text
+    monkeypatch.setattr(module.json, "dumps", counting)
+    merged = merge_messages(small)
+    total = sum(m.size() for m in small)
+    assert serialised < 10 * total  # linear, not one re-serialisation per added message
+    monkeypatch.setattr(module.json, "dumps", real_dumps)
+    # The running count agrees with the real size: each merged message fits, exactly.
+    joiner = module.MessageJoiner(small[0])
+    for message in small[1:40]:
+        assert joiner.size_with(message) == module._join([*joiner.messages, message]).size()
+        joiner.add(message)
+    assert all(m.size() <= module.MAX_MESSAGE_BYTES for m in merged)
+    assert merged == _old_merge(small)
+
+
+def _old_merge(messages: list[DingTalkMessage]) -> list[DingTalkMessage]:
+    from alert_contacts.domain import dingtalk as module
+    out: list[DingTalkMessage] = []
+    group: list[DingTalkMessage] = []
+    for message in messages:
+        if group and module._join([*group, message]).size() > module.MAX_MESSAGE_BYTES:
+            out.append(module._join(group))
+            group = []
+        group.append(message)
+    if group:
+        out.append(module._join(group))
+    return out

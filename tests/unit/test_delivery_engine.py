@@ -55,9 +55,12 @@ class FakeDingTalk:
 class FakeMail:
     outcomes: list[SendOutcome] = field(default_factory=lambda: [OK])
     sent: list[EmailMessage] = field(default_factory=list)
+    recipients: list[tuple[str, ...] | None] = field(default_factory=list)
 
-    async def send(self, message: EmailMessage) -> SendOutcome:
+    async def send(self, message: EmailMessage,
+                   recipients: tuple[str, ...] | None = None) -> SendOutcome:
         self.sent.append(message)
+        self.recipients.append(recipients)
         return self.outcomes.pop(0) if len(self.outcomes) > 1 else self.outcomes[0]
 
 
@@ -330,3 +333,237 @@ def test_send_test_annotations_reach_the_engine_through_the_store_listener() -> 
     assert len(dingtalk.sent) == 1
     assert [p["status"]["lastTest"]["request"] for _, p in kube.patches
             if "lastTest" in p["status"]] == ["v1"]
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_repeat_interval_reminder_after_the_dedup_window_is_delivered() -> None:
+    """Alertmanager's repeat_interval reminder is the same payload again; past the
+    dedup window (10 min by default, about AM's retry horizon) it goes out."""
+    dingtalk, clock = FakeDingTalk(), FakeClock()
+
+    async def main() -> None:
+        subject = DeliveryEngine(cluster(), dingtalk, None, FakeKube(), ZoneInfo("Asia/Shanghai"),
+                                 quota=100, budget=5.0, clock=clock)
+        assert (await subject.deliver("team", "sre", parse_notification(payload()))).status == 200
+        clock.now += 60  # Alertmanager's retry: a duplicate
+        again = await subject.deliver("team", "sre", parse_notification(payload()))
+        assert "duplicate" in again.summary
+        clock.now += 30 * 60  # repeat_interval 30m: a reminder, sent
+        reminder = await subject.deliver("team", "sre", parse_notification(payload()))
+        assert "delivered" in reminder.summary, reminder.summary
+        short = DeliveryEngine(cluster(), FakeDingTalk(), None, FakeKube(),
+                               ZoneInfo("Asia/Shanghai"), quota=100, clock=clock,
+                               dedup_window=30.0)
+        assert short.seen.ttl == 30.0
+    run(main)
+    assert len(dingtalk.sent) == 2
+
+
+@dataclass
+class SlowDingTalk(FakeDingTalk):
+    delay: float = 0.2
+
+    async def send(self, url: str, secret: str | None, message: DingTalkMessage) -> SendOutcome:
+        await asyncio.sleep(self.delay)
+        return await super().send(url, secret, message)
+
+
+@dataclass
+class SlowMail(FakeMail):
+    async def send(self, message: EmailMessage,
+                   recipients: tuple[str, ...] | None = None) -> SendOutcome:
+        await asyncio.sleep(0.2)
+        return await super().send(message, recipients)
+
+
+def test_the_same_notification_arriving_twice_at_once_is_sent_once() -> None:
+    dingtalk, mail = SlowDingTalk(), SlowMail()
+
+    async def main() -> None:
+        subject = engine(cluster(), dingtalk, mail)
+        first, second = await asyncio.gather(
+            subject.deliver("team", "sre", parse_notification(payload())),
+            subject.deliver("team", "sre", parse_notification(payload())))
+        assert first.status == second.status == 200, (first.summary, second.summary)
+    run(main)
+    assert len(mail.sent) == 1
+    # Not twice in one message either (the queue merges what waits).
+    assert [m.text.count("disk full") for _, _, m in dingtalk.sent] == [1]
+
+
+def test_a_message_sent_after_its_request_timed_out_is_remembered() -> None:
+    dingtalk = SlowDingTalk()
+
+    async def main() -> None:
+        subject = engine(cluster(), dingtalk)
+        try:
+            async with asyncio.timeout(0.1):  # the receiver's request timeout, mid-send
+                await subject.deliver("team", "sre", parse_notification(payload()))
+        except TimeoutError:
+            pass
+        await asyncio.sleep(0.3)  # the queue's send completes
+        retry = await subject.deliver("team", "sre", parse_notification(payload()))
+        assert "duplicate" in retry.summary, retry.summary
+    run(main)
+    assert len(dingtalk.sent) == 1
+
+
+def test_two_groups_sharing_a_robot_both_get_the_notification() -> None:
+    """Two webhook_configs of one Alertmanager receiver carry the same groupKey; each
+    group's message (with its own @-mentions) goes out."""
+    view, dingtalk = cluster(), FakeDingTalk()
+    view.add("ContactGroup", "ops", {"contacts": ["alice"], "dingTalkBots": ["a"]})
+
+    async def main() -> None:
+        subject = engine(view, dingtalk)
+        for group in ("sre", "ops"):
+            answer = await subject.deliver("team", group, parse_notification(payload()))
+            assert "delivered" in answer.summary, answer.summary
+    run(main)
+    assert len(dingtalk.sent) == 2
+
+
+def test_a_queue_that_is_not_the_leaders_fails_its_messages_transiently() -> None:
+    dingtalk = FakeDingTalk()
+
+    async def main() -> None:
+        queue = RobotQueue(dingtalk, time.monotonic, budget=5.0, leader=lambda: False)
+        target = BotTarget(ObjectRef("DingTalkBot", "n", "b"), URL_A)
+        outcome = await queue.submit(target, DingTalkMessage("t", "x"))
+        assert (outcome.kind, outcome.reason) == ("transient", "NotLeader")
+    run(main)
+    assert dingtalk.sent == []
+
+
+def test_a_new_leader_treats_the_rate_window_as_full_at_its_takeover() -> None:
+    """The replica before it may have sent 20 messages in the last minute: the first
+    message of a new leader (or a restarted one) waits a full window."""
+    clock, leading = FakeClock(), [False]
+    bot = BotTarget(ObjectRef("DingTalkBot", "team", "a"), URL_A)
+
+    async def main() -> None:
+        subject = DeliveryEngine(cluster(), FakeDingTalk(), None, FakeKube(),
+                                 ZoneInfo("Asia/Shanghai"), quota=100, clock=clock,
+                                 leader=lambda: leading[0], unknown_history=True)
+        assert not subject.is_leader()
+        clock.now += 5
+        leading[0] = True
+        takeover = clock.now
+        assert subject.is_leader()
+        clock.now += 10
+        queue = subject._queue(bot)
+        assert queue.earliest_send() == takeover + 61.0
+        clock.now += 100  # well after the takeover: a fresh queue sends at once
+        assert subject._queue(BotTarget(bot.ref, URL_B)).earliest_send() == clock.now
+        leading[0] = False
+        assert not subject.is_leader()
+        leading[0] = True
+        again = clock.now
+        assert subject.is_leader()  # leading again: the old queue's window is full too
+        assert queue.earliest_send() == again + 61.0
+    run(main)
+
+
+def test_a_replica_that_lost_the_lease_mid_send_writes_no_status() -> None:
+    view, dingtalk, kube, leading = cluster(), SlowDingTalk(), FakeKube(), [True]
+    ref = ObjectRef("DingTalkBot", "team", "a")
+
+    async def main() -> None:
+        subject = DeliveryEngine(view, dingtalk, None, kube, ZoneInfo("Asia/Shanghai"),
+                                 quota=100, budget=5.0, leader=lambda: leading[0])
+        assert subject.request_test(ref, "1", {})
+        await asyncio.sleep(0.1)  # the message is on its way
+        leading[0] = False
+        await asyncio.sleep(0.3)
+        await asyncio.gather(*subject._background)
+    run(main)
+    assert len(dingtalk.sent) == 1
+    assert kube.patches == []  # neither status.delivery nor status.lastTest
+
+
+def test_recipients_refused_for_now_are_retried_alone_within_the_request() -> None:
+    greylisted = SendOutcome("transient", "SmtpRejected", 450, "1 refused for now",
+                             retry_to=("alice@example.com",))
+    mail = FakeMail([greylisted, OK])
+
+    async def main() -> None:
+        answer = await engine(cluster(), FakeDingTalk(), mail).deliver(
+            "team", "sre", parse_notification(payload()))
+        assert answer.status == 200, answer.summary
+    run(main)
+    assert mail.recipients == [None, ("alice@example.com",)]
+
+
+def test_a_batch_is_sized_with_a_running_count(monkeypatch: Any) -> None:
+    """100 small queued messages: one pass over them, not a re-merge per added item."""
+    from alert_contacts.domain import dingtalk as module
+    calls = 0
+    real = module.merge_messages
+
+    def counting(messages: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        return real(messages)
+    monkeypatch.setattr("alert_contacts.runtime.delivery.merge_messages", counting,
+                        raising=False)
+
+    async def main() -> None:
+        queue = RobotQueue(FakeDingTalk(), time.monotonic)
+        target = BotTarget(ObjectRef("DingTalkBot", "n", "b"), URL_A)
+        for i in range(100):
+            queue.submit(target, DingTalkMessage(f"t{i}", f"alert {i}"))
+        message, batch = queue._batch(list(queue._pending))
+        assert len(batch) == 100 and message.text.count("alert ") == 100
+        await queue.close()
+    run(main)
+    assert calls == 0
+
+
+def test_close_waits_for_the_tasks_it_cancels() -> None:
+    async def main() -> None:
+        subject = engine(cluster(), FakeDingTalk())
+        subject.start()
+        stopped = asyncio.Event()
+
+        async def write() -> None:
+            try:
+                await asyncio.sleep(30)
+            finally:
+                await asyncio.sleep(0.05)  # cleanup that takes a moment
+                stopped.set()
+        subject._in_background(write(), "a status write")
+        await asyncio.sleep(0)
+        await subject.close()
+        assert stopped.is_set() and subject._notices.done()
+    run(main)
+
+
+def test_a_deleted_object_leaves_nothing_behind() -> None:
+    view, dingtalk, kube = cluster(), FakeDingTalk({URL_A: [KEYWORD]}), FakeKube()
+    clock = FakeClock()
+    group = ObjectRef("ContactGroup", "team", "sre")
+    bot = ObjectRef("DingTalkBot", "team", "a")
+
+    async def main() -> None:
+        subject = DeliveryEngine(view, dingtalk, None, kube, ZoneInfo("Asia/Shanghai"),
+                                 quota=100, budget=5.0, clock=clock)
+        await subject.deliver("team", "sre", parse_notification(payload()))
+        await settle()
+        subject._answered[bot] = "1"
+        assert {group, bot} <= set(subject._written) and subject._queues
+        for ref in (group, bot):
+            old = view.groups.pop(ref, None) or view.bots.pop(ref)
+            subject.on_change(ref.kind, old, None)
+        assert subject._written == {} and subject._answered == {}
+        clock.now += 120  # the robot's rate window is over: its idle queue goes too
+        subject.prune_queues()
+        assert subject._queues == {}
+        await subject.close()
+    run(main)

@@ -253,12 +253,15 @@ class Inbox:
     envelopes: list[Envelope] = field(default_factory=list)
     refuse_rcpt: bool = False
     data_delay: float = 0.0
+    greylisted: set[str] = field(default_factory=set)
 
     async def handle_RCPT(
         self, server: Any, session: Session, envelope: Envelope, address: str, options: list[str]
     ) -> str:
         if self.refuse_rcpt:
             return "550 5.1.1 <" + address + ">: Recipient address rejected"
+        if address in self.greylisted:
+            return "450 4.2.0 <" + address + ">: Greylisted, try again later"
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
@@ -399,3 +402,17 @@ def test_nobody_listening_is_transient() -> None:
     outcome = asyncio.run(SmtpSender(settings, None).send(_mail()))
     assert outcome.transient
     assert outcome.reason in ("NetworkError", "SmtpUnavailable")
+
+
+def test_recipients_refused_for_now_are_transient_and_retried_alone(pki: Pki) -> None:
+    inbox = Inbox(greylisted={"bob@example.org"})
+    with _Smtpd(pki, inbox, "starttls") as port:
+        sender = SmtpSender(_settings(port, "starttls"), pki.ca_file)
+        outcome = asyncio.run(sender.send(_mail()))
+        assert (outcome.kind, outcome.code) == ("transient", 450)
+        assert outcome.retry_to == ("bob@example.org",)
+        assert "bob" not in outcome.message and "bob" not in repr(outcome)
+        inbox.greylisted.clear()
+        again = asyncio.run(sender.send(_mail(), outcome.retry_to))
+    assert again.kind == "ok"
+    assert [e.rcpt_tos for e in inbox.envelopes] == [["alice@example.com"], ["bob@example.org"]]

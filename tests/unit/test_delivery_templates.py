@@ -93,3 +93,41 @@ def test_html_mode_escapes_values() -> None:
         "<b>&lt;script&gt;alert(1)&lt;/script&gt;</b>"
     )
     assert render_template("{{ x }}", context).text == "<script>alert(1)</script>"
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        '{{ "%99999999d" % 1 }}',
+        '{{ "%.99999999f" % 1 }}',
+        '{{ "%*d" % (99999999, 1) }}',
+        '{{ "%99999999d"|format(1) }}',
+        '{{ "{:99999999}".format(1) }}',
+        '{{ "{:>{w}}".format(1, w=99999999) }}',
+        '{{ "{x:99999999}".format_map({"x": 1}) }}',
+        '{{ "x".center(99999999) }}',
+        '{{ "x"|center(99999999) }}',
+        '{{ "x".ljust(99999999) }}',
+    ],
+)
+def test_format_widths_cannot_build_huge_strings(source: str) -> None:
+    result = render_template(source, CONTEXT)
+    assert result.text is None
+    assert result.error is not None and "refused" in result.error
+
+
+def test_ordinary_formatting_still_works() -> None:
+    source = '{{ "%5.1f|%-3s" % (1.25, "a") }} {{ "{:>4}".format("b") }} {{ "c"|center(5) }}'
+    assert render_template(source, CONTEXT).text == '1.2|a      b   c'
+
+
+def test_a_rendering_past_its_time_budget_is_stopped() -> None:
+    import time
+    big = "x" * 100000  # within the '*' cap; 10^10 empty iterations
+    source = ("{% set s = 'x' * 100000 %}{% for a in s %}{% for b in s %}{% endfor %}"
+              "{% endfor %}done")
+    started = time.monotonic()
+    result = render_template(source, CONTEXT, max_seconds=0.3)
+    assert time.monotonic() - started < 2.0
+    assert result.text is None and result.error is not None and "time" in result.error
+    assert big  # (the string itself is fine)

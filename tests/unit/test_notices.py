@@ -60,3 +60,13 @@ def test_recipients_are_system_contacts_and_the_bots_of_their_groups() -> None:
     people, bots = recipients([alice, bob], groups)
     assert people == [alice.ref]
     assert bots == [ObjectRef("DingTalkBot", "n", "oncall")]
+
+
+def test_the_throttle_forgets_notices_sent_longer_ago_than_its_interval() -> None:
+    from alert_contacts.domain.notices import Notice, NoticeThrottle
+    throttle = NoticeThrottle(interval=60.0)
+    first, second = Notice("quota", "s", "t"), Notice("bot:team/a", "s", "t")
+    assert throttle.due([first], 0.0) == [first]
+    assert throttle.due([first], 30.0) == []
+    assert throttle.due([second], 100.0) == [second]
+    assert set(throttle.sent) == {"bot:team/a"}  # the quota notice's hour is over

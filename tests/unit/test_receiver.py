@@ -151,6 +151,8 @@ def test_saturated_receiver_answers_503_with_retry_after() -> None:
         await asyncio.wait_for(engine.started.wait(), timeout=5)  # it holds the one slot
         busy = await client.post("/v1/alerts/team/oncall", json=PAYLOAD, headers=AUTH)
         assert busy.status == 503 and busy.headers["Retry-After"]
+        # The retry opens a new connection (maybe to another pod), not this keep-alive one.
+        assert busy.headers["Connection"].lower() == "close"
         engine.release.set()
         assert (await first).status == 200
     run(engine, scenario, max_concurrency=1)
@@ -169,6 +171,7 @@ def test_a_replica_that_is_not_the_leader_answers_503_and_delivers_nothing() -> 
     async def scenario(client: TestClient[Any, Any]) -> None:
         response = await client.post("/v1/alerts/team/oncall", json=PAYLOAD, headers=AUTH)
         assert response.status == 503 and response.headers["Retry-After"]
+        assert response.headers["Connection"].lower() == "close"  # the retry: a new connection
         health = await client.get("/healthz")
         assert health.status == 200
     run(engine, scenario)
@@ -183,3 +186,24 @@ def test_logs_name_no_personal_data(caplog: pytest.LogCaptureFixture) -> None:
         run(FakeEngine(), scenario)
     text = "\n".join(r.getMessage() for r in caplog.records)
     assert "alice@example.com" not in text and TOKEN not in text
+
+
+def test_a_namespace_token_opens_that_namespace_only_and_the_master_token_all() -> None:
+    import hashlib
+    import hmac as hmac_module
+
+    from alert_contacts.domain.delivery import namespace_token
+    team = hmac_module.new(TOKEN.encode(), b"team", hashlib.sha256).hexdigest()
+    assert namespace_token(TOKEN, "team") == team
+    engine = FakeEngine()
+    engine.has_group = lambda namespace, name: name == "oncall"  # type: ignore[method-assign]
+
+    async def scenario(client: TestClient[Any, Any]) -> None:
+        own = {"Authorization": f"Bearer {team}"}
+        assert (await client.post("/v1/alerts/team/oncall", json=PAYLOAD,
+                                  headers=own)).status == 200
+        other = await client.post("/v1/alerts/team-b/oncall", json=PAYLOAD, headers=own)
+        assert other.status == 401  # team's token does not open team-b's groups
+        assert (await client.post("/v1/alerts/team-b/oncall", json=PAYLOAD,
+                                  headers=AUTH)).status == 200
+    run(engine, scenario)

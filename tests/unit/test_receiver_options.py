@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
 from pathlib import Path
 
@@ -78,3 +79,39 @@ def _free_port() -> int:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
         return port
+
+
+def test_the_dedup_window_is_an_option_with_a_ten_minute_default() -> None:
+    assert parse([], {}).receiver.dedup_window == 600.0
+    assert parse([], {"ALERT_CONTACTS_RECEIVER_DEDUP_WINDOW": "120"}).receiver.dedup_window == 120
+    assert parse(["--receiver-dedup-window", "90"], {}).receiver.dedup_window == 90
+    with pytest.raises(ValueError, match="--receiver-dedup-window"):
+        parse(["--receiver-dedup-window", "0"], {})
+
+
+def test_the_receiver_stops_within_its_shutdown_timeout() -> None:
+    """A delivery still running does not hold the process past the pod's grace period."""
+    from tests.unit.test_receiver import PAYLOAD
+    engine = FakeEngine(delay=30.0)
+
+    async def main() -> None:
+        import socket
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        options = ReceiverOptions(port=port, address="127.0.0.1", token="t")
+        runner = await start_receiver(options, engine, shutdown_timeout=0.5)
+        assert runner is not None
+        async with aiohttp.ClientSession() as session:
+            request = asyncio.ensure_future(session.post(
+                f"http://127.0.0.1:{port}/v1/alerts/team/oncall", json=PAYLOAD,
+                headers={"Authorization": "Bearer t"}))
+            await asyncio.wait_for(engine.started.wait(), timeout=5)
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            await runner.cleanup()
+            assert loop.time() - started < 3.0
+            request.cancel()
+            with contextlib.suppress(BaseException):
+                await request
+    asyncio.run(main())

@@ -13,7 +13,10 @@ from dataclasses import dataclass, field
 
 from .alerts import Alert, Notification
 
-DEFAULT_WINDOW = 3600.0
+# About Alertmanager's retry horizon: its retries of one notification come within minutes.
+# A repeat_interval reminder is the same payload again, so the window must stay shorter than
+# any repeat_interval or the reminder is taken for a retry and skipped (docs/alerting.md).
+DEFAULT_WINDOW = 600.0
 
 
 def alert_identity(alert: Alert) -> str:

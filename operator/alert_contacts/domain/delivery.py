@@ -7,13 +7,17 @@ Pure functions over plain data (the watched records, outcomes, clocks passed in)
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+import hmac
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from datetime import datetime
+from typing import Any, Literal, Protocol, TypeVar
 
+from alert_contacts.domain.alerts import Notification
 from alert_contacts.domain.groups import member_refs
 from alert_contacts.domain.records import ObjectRecord
 from alert_contacts.domain.types import ObjectRef
+from alert_contacts.domain.validation import display_name
 
 SecretIndex = Mapping[tuple[str, str], Mapping[str, str]]
 OutcomeKind = Literal["ok", "transient", "permanent"]
@@ -35,6 +39,9 @@ class Outcome(Protocol):
 
     @property
     def reason(self) -> str: ...
+
+
+AnOutcome = TypeVar("AnOutcome", bound=Outcome)
 
 
 # ---------------------------------------------------------------- targets
@@ -154,7 +161,7 @@ def resolve_targets(
             contact = member_contact(contacts[ref])
             if contact is not None:
                 found_contacts.append(contact)
-    display = _text(group.spec.get("displayName")) or group.ref.name
+    display = display_name(group.spec, group.ref.name)
     return GroupTargets(group.ref, display, tuple(found_bots), tuple(found_contacts))
 
 
@@ -205,3 +212,43 @@ def answer(results: Mapping[str, TargetResult]) -> Answer:
     if pending:
         return Answer(503, f"{summary}; not yet delivered to {', '.join(pending)}: retry")
     return Answer(200, summary)
+
+
+def namespace_token(master: str, namespace: str) -> str:
+    """The receiver token for one namespace's groups: HMAC-SHA256(master, namespace) in
+    hex. A team gets its own and can post to no other namespace's groups; the master
+    token (the platform's own Alertmanager) opens every namespace. The same as
+    ``printf %s NAMESPACE | openssl dgst -sha256 -hmac MASTER``."""
+    return hmac.new(master.encode("utf-8"), namespace.encode("utf-8"),
+                    hashlib.sha256).hexdigest()
+
+
+def worst(outcomes: Sequence[AnOutcome]) -> AnOutcome:
+    """A target's outcome from its messages': a permanent failure, else a transient
+    one, else the last success."""
+    for kind in ("permanent", "transient"):
+        for outcome in outcomes:
+            if outcome.kind == kind:
+                return outcome
+    return outcomes[-1]
+
+
+def test_notification(ref: ObjectRef, now: datetime) -> Notification:
+    """A clearly marked, resolved-free notification naming the object it tests, firing
+    since ``now``."""
+    started = now.isoformat()
+    return Notification.model_validate({
+        "version": "4", "status": "firing", "receiver": "alert-contacts-test",
+        "groupKey": f"test:{ref}", "groupLabels": {"alertname": "AlertContactsTest"},
+        "commonLabels": {"alertname": "AlertContactsTest", "severity": "none"},
+        "commonAnnotations": {"summary": f"Test message for {ref}: delivery works"},
+        "externalURL": "", "truncatedAlerts": 0,
+        "alerts": [{
+            "status": "firing", "labels": {"alertname": "AlertContactsTest", "severity": "none"},
+            "annotations": {"summary": f"Test message for {ref}: delivery works",
+                            "description": "Sent on request (alerting.contacts.dev/send-test); "
+                                           "no action needed."},
+            "startsAt": started, "endsAt": "0001-01-01T00:00:00Z", "generatorURL": "",
+            "fingerprint": "test",
+        }],
+    })

@@ -409,6 +409,7 @@ def _render_custom(
 
 
 MERGE_SEPARATOR = "\n\n---\n\n"
+_SEPARATOR_JSON_BYTES = len(json.dumps(MERGE_SEPARATOR, ensure_ascii=False).encode()) - 2
 
 
 def merge_messages(messages: Sequence[DingTalkMessage]) -> list[DingTalkMessage]:
@@ -418,15 +419,59 @@ def merge_messages(messages: Sequence[DingTalkMessage]) -> list[DingTalkMessage]
     the group sooner than many small ones. Order is kept; @-mentions are united.
     """
     merged: list[DingTalkMessage] = []
-    group: list[DingTalkMessage] = []
+    joiner: MessageJoiner | None = None
     for message in messages:
-        if group and _join([*group, message]).size() > MAX_MESSAGE_BYTES:
-            merged.append(_join(group))
-            group = []
-        group.append(message)
-    if group:
-        merged.append(_join(group))
+        if joiner is not None and joiner.size_with(message) <= MAX_MESSAGE_BYTES:
+            joiner.add(message)
+            continue
+        if joiner is not None:
+            merged.append(joiner.message())
+        joiner = MessageJoiner(message)
+    if joiner is not None:
+        merged.append(joiner.message())
     return merged
+
+
+def _json_bytes(text: str) -> int:
+    """Bytes of ``text`` as a JSON string, quotes included."""
+    return len(json.dumps(text, ensure_ascii=False).encode())
+
+
+class MessageJoiner:
+    """Messages joined one at a time with a running byte count: the size of the joined
+    message with one more is known without serialising the ones already in (JSON
+    escapes a string character by character, so the text's bytes add up)."""
+
+    def __init__(self, first: DingTalkMessage) -> None:
+        self.messages = [first]
+        self._text_bytes = _json_bytes(first.text) - 2
+        self._mobiles: dict[str, None] = {}
+        self._mobile_bytes = 0
+        self._add_mobiles(first.at_mobiles)
+
+    def _add_mobiles(self, mobiles: Sequence[str]) -> None:
+        for mobile in mobiles:
+            if mobile not in self._mobiles:
+                self._mobiles[mobile] = None
+                self._mobile_bytes += _json_bytes(mobile) + 1  # with its comma
+
+    def size_with(self, message: DingTalkMessage) -> int:
+        """Bytes of the joined message if ``message`` were added."""
+        new = [m for m in dict.fromkeys(message.at_mobiles) if m not in self._mobiles]
+        mobile_bytes = self._mobile_bytes + sum(_json_bytes(m) + 1 for m in new)
+        text_bytes = self._text_bytes + _SEPARATOR_JSON_BYTES + _json_bytes(message.text) - 2
+        count = len(self.messages) + 1
+        title = _clip(f"{self.messages[0].title} (+{count - 1} more)", MAX_TITLE_CHARS)
+        envelope = DingTalkMessage(title, "", ()).size()
+        return envelope + text_bytes + max(mobile_bytes - 1, 0)
+
+    def add(self, message: DingTalkMessage) -> None:
+        self.messages.append(message)
+        self._text_bytes += _SEPARATOR_JSON_BYTES + _json_bytes(message.text) - 2
+        self._add_mobiles(message.at_mobiles)
+
+    def message(self) -> DingTalkMessage:
+        return _join(self.messages)
 
 
 def _join(group: Sequence[DingTalkMessage]) -> DingTalkMessage:

@@ -7,10 +7,14 @@ when each was last sent: each notice at most once per condition per hour.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import html
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from email.message import EmailMessage
 from typing import Any
 
+from alert_contacts.domain.dingtalk import DingTalkMessage
+from alert_contacts.domain.mail import RenderedEmail, build_message
 from alert_contacts.domain.records import ObjectRecord
 from alert_contacts.domain.types import ObjectRef
 
@@ -96,6 +100,9 @@ class NoticeThrottle:
     sent: dict[str, float] = field(default_factory=dict)
 
     def due(self, notices: Iterable[Notice], now: float) -> list[Notice]:
+        # Sent longer ago than the interval is as good as never: forgotten, so the keys of
+        # deleted objects' notices do not pile up.
+        self.sent = {k: t for k, t in self.sent.items() if now - t < self.interval}
         ready = [n for n in notices
                  if (last := self.sent.get(n.key)) is None or now - last >= self.interval]
         for notice in ready:
@@ -115,3 +122,13 @@ def recipients(contacts: Iterable[ObjectRecord], groups: Iterable[ObjectRecord]
             for bot in group.spec.get("dingTalkBots") or []:
                 bots.add(ObjectRef("DingTalkBot", group.ref.namespace, str(bot)))
     return wanted, sorted(bots)
+
+
+def notice_message(notice: Notice) -> DingTalkMessage:
+    return DingTalkMessage(title=notice.subject, text=f"### {notice.subject}\n\n{notice.text}")
+
+
+def notice_email(notice: Notice, sender: str, to: Sequence[str], bcc: bool) -> EmailMessage:
+    text = f"{notice.text}\n\n-- alert-contacts-operator\n"
+    rendered = RenderedEmail(notice.subject, text, f"<p>{html.escape(notice.text)}</p>")
+    return build_message(sender, to, rendered, bcc=bcc)

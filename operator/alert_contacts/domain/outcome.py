@@ -8,7 +8,7 @@ object. ``reason`` is a stable CamelCase word for conditions and metrics;
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 OutcomeKind = Literal["ok", "transient", "permanent"]
@@ -50,6 +50,9 @@ class SendOutcome:
     code: int | None = None
     """DingTalk errcode, SMTP reply code or HTTP status, when there was one."""
     message: str = ""
+    retry_to: tuple[str, ...] = field(default=(), repr=False)
+    """Email: the recipients refused for now (SMTP 4xx), the only ones to send again.
+    Personal data: never logged."""
 
     @property
     def ok(self) -> bool:

@@ -320,8 +320,8 @@ def field_line(node: Node, field_path: str) -> int:
 
 def _secrets(documents: list[Document]) -> dict[tuple[str, str], dict[str, str]]:
     """Secrets among the files, by (namespace, name): what the operator keeps of each
-    (``secret_data``, as handlers/secrets.py: of a Secret of another type than
-    Opaque, only its type)."""
+    (``secret_data``, as the operator's Secrets watch: of a Secret of another type
+    than Opaque, only its type)."""
     found: dict[tuple[str, str], dict[str, str]] = {}
     for doc in documents:
         if doc.kind != "Secret" or doc.body.get("apiVersion") != "v1":

@@ -22,7 +22,7 @@ from aiohttp import web
 
 from alert_contacts import metrics
 from alert_contacts.domain.alerts import Notification, PayloadError, parse_notification
-from alert_contacts.domain.delivery import Answer
+from alert_contacts.domain.delivery import Answer, namespace_token
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +66,14 @@ def _text(status: int, message: str, **headers: str) -> web.Response:
     return web.Response(status=status, text=message + "\n", headers=headers or None)
 
 
+def _go_elsewhere(status: int, message: str, **headers: str) -> web.Response:
+    """An answer after which Alertmanager's retry should open a new connection: on this
+    keep-alive one it would reach this same busy or not-leading pod again."""
+    response = _text(status, message, **headers)
+    response.force_close()
+    return response
+
+
 class Receiver:
     def __init__(self, config: ReceiverConfig, deliverer: Deliverer,
                  clock: Callable[[], float] = time.monotonic) -> None:
@@ -86,7 +94,9 @@ class Receiver:
     async def healthz(self, request: web.Request) -> web.Response:
         return _text(200, "ok" if self.deliverer.is_leader() else "ok (not the leader)")
 
-    def _authorized(self, request: web.Request) -> bool:
+    def _authorized(self, request: web.Request, namespace: str) -> bool:
+        """The master token for any namespace, or the namespace's own token
+        (``namespace_token``) for its groups; both compared in constant time."""
         if self._token is None:
             if not self._told_no_token:
                 self._told_no_token = True
@@ -95,12 +105,18 @@ class Receiver:
                     "(set ALERT_CONTACTS_RECEIVER_TOKEN or --receiver-token-file)")
             return False
         given = _bearer(request.headers.get("Authorization"))
-        return given is not None and hmac.compare_digest(given, self._token)
+        if given is None:
+            return False
+        own = namespace_token(self._token.decode("utf-8"), namespace).encode("utf-8")
+        # Both compared (no early exit), so the timing tells nothing of which matched.
+        master_ok = hmac.compare_digest(given, self._token)
+        own_ok = hmac.compare_digest(given, own)
+        return master_ok or own_ok
 
     async def post_alerts(self, request: web.Request) -> web.Response:
         namespace = request.match_info["namespace"]
         group = request.match_info["group"]
-        if not self._authorized(request):
+        if not self._authorized(request, namespace):
             metrics.notification_received("unauthorized")
             return _text(401, "missing or wrong bearer token",
                          **{"WWW-Authenticate": 'Bearer realm="alert-contacts"'})
@@ -109,7 +125,8 @@ class Receiver:
             return _text(413, f"body over {self.config.max_body_bytes} bytes")
         if self._slots.locked():
             metrics.notification_received("busy")
-            return _text(503, "receiver busy, retry later", **{"Retry-After": RETRY_AFTER_BUSY})
+            return _go_elsewhere(503, "receiver busy, retry later",
+                                 **{"Retry-After": RETRY_AFTER_BUSY})
         async with self._slots:
             return await self._handle(request, namespace, group)
 
@@ -135,7 +152,7 @@ class Receiver:
             return _text(404, f"no ContactGroup {group!r} in namespace {namespace!r}")
         if not self.deliverer.is_leader():
             metrics.notification_received("not_leader")
-            return _text(503, "this replica is not the leader; retry later",
+            return _go_elsewhere(503, "this replica is not the leader; retry later",
                          **{"Retry-After": RETRY_AFTER_NOT_LEADER})
         started = self._clock()
         try:

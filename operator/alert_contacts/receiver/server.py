@@ -22,7 +22,14 @@ def _tls(options: ReceiverOptions) -> ssl.SSLContext | None:
     return context
 
 
-async def start_receiver(options: ReceiverOptions, deliverer: Deliverer) -> web.AppRunner | None:
+# Requests still running when the process stops get this long (aiohttp's default is 60 s,
+# past the pod's grace period: the kubelet would kill the process before it released the
+# Lease). An unanswered request is retried by Alertmanager.
+SHUTDOWN_SECONDS = 5.0
+
+
+async def start_receiver(options: ReceiverOptions, deliverer: Deliverer,
+                         shutdown_timeout: float = SHUTDOWN_SECONDS) -> web.AppRunner | None:
     """Start serving; None when the receiver is disabled (port 0)."""
     if not options.port:
         logger.info("receiver: disabled (--receiver-port 0)")
@@ -32,7 +39,8 @@ async def start_receiver(options: ReceiverOptions, deliverer: Deliverer) -> web.
         max_concurrency=options.max_concurrency,
     ), deliverer)
     # No access log: request lines are noise at INFO, and our own line per request says more.
-    runner = web.AppRunner(receiver.app(), access_log=None, handle_signals=False)
+    runner = web.AppRunner(receiver.app(), access_log=None, handle_signals=False,
+                           shutdown_timeout=shutdown_timeout)
     await runner.setup()
     site = web.TCPSite(runner, options.address, options.port, ssl_context=_tls(options),
                        backlog=128)

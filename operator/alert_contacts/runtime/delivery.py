@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import html
 import logging
 import time
 from collections import deque
@@ -26,7 +25,7 @@ from typing import Any, Literal, Protocol
 
 from alert_contacts import metrics
 from alert_contacts.domain.alerts import Notification
-from alert_contacts.domain.dedup import SeenWindow, delivery_keys
+from alert_contacts.domain.dedup import DEFAULT_WINDOW, SeenWindow, delivery_keys
 from alert_contacts.domain.delivery import (
     RETRY_BUDGET_SECONDS,
     Answer,
@@ -39,10 +38,13 @@ from alert_contacts.domain.delivery import (
     member_contact,
     resolve_targets,
     retry_delay,
+    test_notification,
+    worst,
 )
 from alert_contacts.domain.dingtalk import (
+    MAX_MESSAGE_BYTES,
     DingTalkMessage,
-    merge_messages,
+    MessageJoiner,
     render_dingtalk,
 )
 from alert_contacts.domain.feedback import (
@@ -51,13 +53,15 @@ from alert_contacts.domain.feedback import (
     last_test,
     send_test_pending,
 )
-from alert_contacts.domain.mail import RenderedEmail, build_message, render_email
+from alert_contacts.domain.mail import build_message, render_email
 from alert_contacts.domain.notices import (
     Notice,
     NoticeThrottle,
     current_notices,
     failed_bots,
     held_by_quota,
+    notice_email,
+    notice_message,
     quota_used,
     recipients,
 )
@@ -89,7 +93,8 @@ class DingTalkSending(Protocol):
 
 
 class MailSending(Protocol):
-    async def send(self, message: EmailMessage) -> SendOutcome: ...
+    async def send(self, message: EmailMessage,
+                   recipients: tuple[str, ...] | None = None) -> SendOutcome: ...
 
 
 class StatusWriting(Protocol):
@@ -140,6 +145,9 @@ class _Item:
     secret: str | None = field(repr=False)
     done: asyncio.Future[SendOutcome]
     started: float
+    # Told the final outcome even when nobody awaits ``done`` any more (the request
+    # timed out while the message was on its way): what went out is remembered.
+    on_sent: Callable[[SendOutcome], None] | None = None
     attempt: int = 1
     not_before: float = 0.0
 
@@ -150,9 +158,11 @@ class RobotQueue:
 
     def __init__(self, sender: DingTalkSending, clock: Callable[[], float],
                  budget: float = RETRY_BUDGET_SECONDS, limit: int = 20,
-                 window: float = RATE_WINDOW_SECONDS) -> None:
+                 window: float = RATE_WINDOW_SECONDS,
+                 leader: Callable[[], bool] = lambda: True) -> None:
         self._sender = sender
         self._clock = clock
+        self._leader = leader
         self._budget = budget
         self._limit = limit
         self._window = window
@@ -165,9 +175,28 @@ class RobotQueue:
     def depth(self) -> int:
         return len(self._pending)
 
-    def submit(self, target: BotTarget, message: DingTalkMessage) -> asyncio.Future[SendOutcome]:
+    def assume_full(self, at: float) -> None:
+        """Count the window as full at ``at``: another replica (or this process before a
+        restart) may have sent the robot its 20 messages just before."""
+        self._sent = deque(sorted([*self._sent, *[at] * self._limit]))
+
+    def idle(self) -> bool:
+        """Nothing waits or runs and no send is within the rate window: the queue may go
+        (a new one for the robot starts with the same, empty, history)."""
+        now = self._clock()
+        return (not self._pending and (self._task is None or self._task.done())
+                and all(t <= now - self._window for t in self._sent))
+
+    def earliest_send(self) -> float:
+        """When the next message may go, by the rate limit alone."""
+        return next_send_at(self._sent, self._clock(), self._limit, self._window)
+
+    def submit(self, target: BotTarget, message: DingTalkMessage,
+               on_sent: Callable[[SendOutcome], None] | None = None,
+               ) -> asyncio.Future[SendOutcome]:
         done: asyncio.Future[SendOutcome] = asyncio.get_running_loop().create_future()
-        self._pending.append(_Item(message, target.url, target.secret, done, self._clock()))
+        self._pending.append(_Item(message, target.url, target.secret, done, self._clock(),
+                                   on_sent))
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._run(), name="dingtalk robot queue")
         self._wake.set()
@@ -192,16 +221,15 @@ class RobotQueue:
         secret) as long as they still fit in one message."""
         first = ready[0]
         batch = [first]
-        merged = first.message
+        joiner = MessageJoiner(first.message)
         for item in ready[1:MAX_MERGED]:
             if (item.url, item.secret) != (first.url, first.secret):
                 break
-            joined = merge_messages([i.message for i in (*batch, item)])
-            if len(joined) != 1:
+            if joiner.size_with(item.message) > MAX_MESSAGE_BYTES:
                 break
-            merged = joined[0]
+            joiner.add(item.message)
             batch.append(item)
-        return merged, batch
+        return joiner.message(), batch
 
     async def _run(self) -> None:
         while self._pending:
@@ -220,6 +248,12 @@ class RobotQueue:
             at = next_send_at(self._sent, now, self._limit, self._window)
             if at > now:
                 await self._sleep(at - now)
+                continue
+            if not self._leader():
+                # Another replica leads (and sends) now: what waits here is answered 503,
+                # and Alertmanager's retry reaches the leader.
+                self._give_up(SendOutcome("transient", "NotLeader", None,
+                                          "this replica is no longer the leader"))
                 continue
             # Merge only what waits: one message alone goes as rendered.
             message, batch = self._batch(ready) if len(ready) > 1 else (ready[0].message,
@@ -240,6 +274,8 @@ class RobotQueue:
                     item.not_before = after + delay
                     continue
                 self._pending.remove(item)
+                if item.on_sent is not None:
+                    item.on_sent(outcome)
                 if not item.done.done():
                     item.done.set_result(outcome)
             # Counted per message that went out (a merged one counts once).
@@ -251,15 +287,13 @@ class RobotQueue:
                 metrics.MESSAGES_FAILED.labels(DINGTALK, outcome.reason).inc()
         self._wake.clear()
 
-
-def worst(outcomes: Sequence[SendOutcome]) -> SendOutcome:
-    """A target's outcome from its messages': a permanent failure, else a transient
-    one, else the last success."""
-    for kind in ("permanent", "transient"):
-        for outcome in outcomes:
-            if outcome.kind == kind:
-                return outcome
-    return outcomes[-1]
+    def _give_up(self, outcome: SendOutcome) -> None:
+        for item in self._pending:
+            if item.on_sent is not None:
+                item.on_sent(outcome)
+            if not item.done.done():
+                item.done.set_result(outcome)
+        self._pending = []
 
 
 # ---------------------------------------------------------------- the engine
@@ -287,6 +321,8 @@ class DeliveryEngine:
         wall: Callable[[], datetime] = lambda: datetime.now(UTC),
         budget: float = RETRY_BUDGET_SECONDS,
         templates: Templates | None = None,
+        dedup_window: float = DEFAULT_WINDOW,
+        unknown_history: bool = False,
     ) -> None:
         self.view = view
         self.dingtalk = dingtalk
@@ -295,13 +331,19 @@ class DeliveryEngine:
         self.tz = tz
         self.quota = quota
         self.leader = leader
+        # True when another replica, or this process before a restart, may have sent to
+        # the robots just before this one leads: rate windows start full (see _leads).
+        self.unknown_history = unknown_history
+        self._leading_since: float | None = None
         self.clock = clock
         self.wall = wall
         self.budget = budget
         self.templates = templates or Templates()
-        self.seen = SeenWindow()
+        self.seen = SeenWindow(dedup_window)
         self.throttle = NoticeThrottle()
         self._queues: dict[str, RobotQueue] = {}
+        # Delivery keys being sent right now -> what the send came to.
+        self._sending: dict[frozenset[str], asyncio.Future[TargetResult]] = {}
         self._background: set[asyncio.Task[Any]] = set()
         self._tests: set[tuple[ObjectRef, str]] = set()  # running
         # Answered here, in case a watch event older than our status write arrives late.
@@ -314,7 +356,20 @@ class DeliveryEngine:
     # -- receiver interface
 
     def is_leader(self) -> bool:
-        return self.leader()
+        return self._leads()
+
+    def _leads(self) -> bool:
+        """``leader()``, noting when this replica started leading: robot queues then count
+        their window as full at that moment (the previous leader's sends are unknown)."""
+        leading = self.leader()
+        if not leading:
+            self._leading_since = None
+        elif self._leading_since is None:
+            self._leading_since = now = self.clock()
+            if self.unknown_history:
+                for queue in self._queues.values():
+                    queue.assume_full(now)
+        return leading
 
     def has_group(self, namespace: str, name: str) -> bool:
         return lookup_record(self.view, ObjectRef("ContactGroup", namespace, name)) is not None
@@ -342,7 +397,12 @@ class DeliveryEngine:
     def _queue(self, bot: BotTarget) -> RobotQueue:
         queue = self._queues.get(bot.robot)
         if queue is None:
-            queue = self._queues[bot.robot] = RobotQueue(self.dingtalk, self.clock, self.budget)
+            queue = self._queues[bot.robot] = RobotQueue(self.dingtalk, self.clock, self.budget,
+                                                         leader=self._leads)
+            since = self._leading_since
+            if (self.unknown_history and since is not None
+                    and self.clock() - since < RATE_WINDOW_SECONDS):
+                queue.assume_full(since)
         return queue
 
     def _render(self, notification: Notification, mobiles: Sequence[str], *,
@@ -354,11 +414,19 @@ class DeliveryEngine:
                            rendered.template_error)
         return rendered.messages
 
-    async def send_to_bot(self, bot: BotTarget,
-                          messages: Sequence[DingTalkMessage]) -> SendOutcome:
-        """Every message through the robot's queue; the bot's status records the outcome."""
+    async def send_to_bot(self, bot: BotTarget, messages: Sequence[DingTalkMessage],
+                          on_ok: Callable[[], None] | None = None) -> SendOutcome:
+        """Every message through the robot's queue; the bot's status records the outcome.
+        ``on_ok`` runs once all of them went out, even if this call was cancelled."""
         queue = self._queue(bot)
-        futures = [queue.submit(bot, m) for m in messages]
+        left = len(messages)
+
+        def sent(outcome: SendOutcome) -> None:
+            nonlocal left
+            left -= outcome.kind == "ok"
+            if left == 0 and on_ok is not None:
+                on_ok()
+        futures = [queue.submit(bot, m, sent) for m in messages]
         self._observe_queues()
         outcomes = list(await asyncio.gather(*futures))
         self._observe_queues()
@@ -368,20 +436,64 @@ class DeliveryEngine:
         self._record_bot(bot.ref, outcome)
         return outcome
 
-    async def _to_bot(self, bot: BotTarget, targets: GroupTargets,
-                      notification: Notification) -> TargetResult:
-        target = f"dingtalkbot:{bot.robot}"
-        keys = delivery_keys(notification, target)
-        if keys and all(self.seen.seen(k, self.clock()) for k in keys):
-            metrics.MESSAGES_SKIPPED.labels(DINGTALK, "duplicate").inc()
-            return "duplicate"
-        outcome = await self.send_to_bot(bot, self._render(notification, targets.mobiles))
-        self._record_group(targets.ref, DINGTALK, outcome, f"via {bot.ref.name}")
-        if outcome.kind == "ok":
+    async def _once(self, channel: Channel, keys: frozenset[str],
+                    send: Callable[[Callable[[], None]], Awaitable[SendOutcome]]) -> TargetResult:
+        """Send unless the target already got these keys or is being sent them right now
+        (Alertmanager's retry or an HA peer's copy while the first is on its way: wait
+        for that one). ``send`` gets the callback that remembers the keys once sent."""
+        while True:
+            if keys and all(self.seen.seen(k, self.clock()) for k in keys):
+                metrics.MESSAGES_SKIPPED.labels(channel, "duplicate").inc()
+                return "duplicate"
+            flight = self._sending.get(keys) if keys else None
+            if flight is None:
+                break
+            await asyncio.wait([flight])
+            if not flight.cancelled():
+                theirs = flight.result()
+                if theirs == "delivered":
+                    metrics.MESSAGES_SKIPPED.labels(channel, "duplicate").inc()
+                    return "duplicate"
+                return theirs
+            # The first request gave up: what it sent is remembered (look again), the rest
+            # is sent from here.
+
+        def remember() -> None:
             for key in keys:
                 self.seen.remember(key, self.clock())
-            return "delivered"
-        return "permanent" if outcome.kind == "permanent" else "transient"
+        mine: asyncio.Future[TargetResult] = asyncio.get_running_loop().create_future()
+        if keys:
+            self._sending[keys] = mine
+        try:
+            outcome = await send(remember)
+            result: TargetResult = ("delivered" if outcome.kind == "ok" else
+                                    "permanent" if outcome.kind == "permanent" else "transient")
+            mine.set_result(result)
+            return result
+        finally:
+            if not mine.done():
+                mine.cancel()
+            if self._sending.get(keys) is mine:
+                del self._sending[keys]
+
+    async def _to_bot(self, bot: BotTarget, targets: GroupTargets,
+                      notification: Notification) -> TargetResult:
+        async def send(remember: Callable[[], None]) -> SendOutcome:
+            outcome = await self.send_to_bot(
+                bot, self._render(notification, targets.mobiles), on_ok=remember)
+            self._record_group(targets.ref, DINGTALK, outcome, f"via {bot.ref.name}")
+            return outcome
+        # Per robot and group: two groups sharing a robot each get their own message
+        # (their own @-mentions) for the same groupKey.
+        target = f"dingtalkbot:{bot.robot}:{targets.ref.namespace}/{targets.ref.name}"
+        return await self._once(DINGTALK, delivery_keys(notification, target), send)
+
+    def prune_queues(self) -> None:
+        """Drop robot queues with nothing to send and no send within the rate window
+        (robots of deleted or changed bots would otherwise stay for the process's life)."""
+        for robot, queue in list(self._queues.items()):
+            if queue.idle():
+                del self._queues[robot]
 
     def _observe_queues(self) -> None:
         metrics.QUEUE_DEPTH.set(sum(q.depth for q in self._queues.values()))
@@ -389,7 +501,8 @@ class DeliveryEngine:
     # -- email
 
     async def send_mail(self, recipients: Sequence[str], subject_source: Notification, *,
-                        test: bool = False) -> SendOutcome | None:
+                        test: bool = False,
+                        on_ok: Callable[[], None] | None = None) -> SendOutcome | None:
         """One message to all recipients, retried within the budget; None: no SMTP."""
         if self.mail is None:
             self.no_smtp("emails")
@@ -400,18 +513,24 @@ class DeliveryEngine:
             logger.warning("email template failed, the built-in one was used: %s",
                            rendered.template_error)
         message = build_message(self.mail.from_address, recipients, rendered, bcc=self.mail.bcc)
-        return await self.send_prepared_mail(message)
+        return await self.send_prepared_mail(message, on_ok)
 
-    async def send_prepared_mail(self, message: EmailMessage) -> SendOutcome:
+    async def send_prepared_mail(self, message: EmailMessage,
+                                 on_ok: Callable[[], None] | None = None) -> SendOutcome:
         assert self.mail is not None
         started = self.clock()
         attempt = 1
+        to: tuple[str, ...] | None = None  # all of the message's recipients
         while True:
-            outcome = await self.mail.sender.send(message)
+            outcome = await self.mail.sender.send(message, to)
+            if outcome.kind == "ok" and on_ok is not None:
+                on_ok()  # before any other await: a cancelled request still remembers it
             delay = retry_delay(outcome, attempt, self.clock() - started, self.budget)
             if delay is None:
                 break
             metrics.MESSAGES_RETRIED.labels(EMAIL, outcome.reason).inc()
+            if outcome.retry_to:  # the others have it already
+                to = outcome.retry_to
             attempt += 1
             await asyncio.sleep(delay)
         if outcome.kind == "ok":
@@ -423,21 +542,18 @@ class DeliveryEngine:
         return outcome
 
     async def _to_mail(self, targets: GroupTargets, notification: Notification) -> TargetResult:
-        target = f"email:{targets.ref.namespace}/{targets.ref.name}"
-        keys = delivery_keys(notification, target)
-        if keys and all(self.seen.seen(k, self.clock()) for k in keys):
-            metrics.MESSAGES_SKIPPED.labels(EMAIL, "duplicate").inc()
-            return "duplicate"
-        outcome = await self.send_mail(targets.emails, notification)
-        if outcome is None:
+        if self.mail is None:
+            self.no_smtp("emails")
             return "skipped"
-        self._record_group(targets.ref, EMAIL, outcome,
-                           f"to {len(targets.emails)} recipient(s)")
-        if outcome.kind == "ok":
-            for key in keys:
-                self.seen.remember(key, self.clock())
-            return "delivered"
-        return "permanent" if outcome.kind == "permanent" else "transient"
+
+        async def send(remember: Callable[[], None]) -> SendOutcome:
+            outcome = await self.send_mail(targets.emails, notification, on_ok=remember)
+            assert outcome is not None  # SMTP is configured
+            self._record_group(targets.ref, EMAIL, outcome,
+                               f"to {len(targets.emails)} recipient(s)")
+            return outcome
+        target = f"email:{targets.ref.namespace}/{targets.ref.name}"
+        return await self._once(EMAIL, delivery_keys(notification, target), send)
 
     def no_smtp(self, what: str, *, skipped: bool = True) -> None:
         """Count what SMTP's absence skips; log it once per process."""
@@ -468,6 +584,9 @@ class DeliveryEngine:
         async def in_order() -> None:
             if before is not None:
                 await asyncio.wait([before])
+            if not self._leads():  # only the leader writes; the new one sees for itself
+                self._written.pop(ref, None)
+                return
             await self.kube.patch_status(ref, patch)
         task = self._in_background(in_order(), f"status.delivery of {ref}")
         self._last_write[ref] = task
@@ -514,7 +633,7 @@ class DeliveryEngine:
                      status: Mapping[str, Any]) -> bool:
         """Start a test send for an annotation value not yet answered; False if nothing
         to do (answered, already running, or this replica is not the leader)."""
-        if value is None or not send_test_pending(value, status) or not self.leader():
+        if value is None or not send_test_pending(value, status) or not self._leads():
             return False
         if (ref, value) in self._tests or self._answered.get(ref) == value:
             return False
@@ -526,7 +645,12 @@ class DeliveryEngine:
 
     def on_change(self, kind: str, old: object, new: object) -> None:
         """The store's listener: a bot or group whose send-test annotation is not yet
-        answered gets its test (quick: the send runs in a task)."""
+        answered gets its test (quick: the send runs in a task); a deleted object's
+        state here goes with it."""
+        if new is None and isinstance(old, ObjectRecord):
+            self._written.pop(old.ref, None)
+            self._answered.pop(old.ref, None)
+            return
         if (self._synced and kind in ("DingTalkBot", "ContactGroup")
                 and isinstance(new, ObjectRecord) and new.send_test):
             self.request_test(new.ref, new.send_test, new.status)
@@ -555,6 +679,10 @@ class DeliveryEngine:
             patch = {"status": {"lastTest": last_test(value, self.wall(), ok, message)}}
             logger.info("test send for %s (request %r): %s", ref, value,
                         "succeeded" if ok else "failed")
+            if not self._leads():
+                # Unanswered: the new leader's scan sends the test again and answers it.
+                logger.info("test send for %s: not the leader any more, not recorded", ref)
+                return
             await self.kube.patch_status(ref, patch)
             self._answered[ref] = value
         except Exception as e:
@@ -564,7 +692,7 @@ class DeliveryEngine:
 
     async def test_send(self, ref: ObjectRef) -> tuple[bool, str]:
         """Send one marked test message to a bot, or to every bot and the emails of a group."""
-        notification = test_notification(ref)
+        notification = test_notification(ref, self.wall())
         record = lookup_record(self.view, ref)
         if record is None:
             return False, f"{ref} is not in the operator's view yet"
@@ -599,7 +727,7 @@ class DeliveryEngine:
 
     async def notices_once(self) -> list[Notice]:
         """Send the notices that are due; returns them (for tests and the log)."""
-        if not self.leader():
+        if not self._leads():
             return []
         contacts, bots = list(self.view.contacts.values()), list(self.view.bots.values())
         groups = list(self.view.groups.values())
@@ -636,6 +764,8 @@ class DeliveryEngine:
     async def run_notices(self, period: float = NOTICE_PERIOD_SECONDS) -> None:
         while True:
             try:
+                self._leads()  # notes a takeover even when no request comes in
+                self.prune_queues()
                 if self._synced:  # a partial view would tell of quota and bots wrongly
                     self.scan_tests()
                     await self.notices_once()
@@ -648,12 +778,13 @@ class DeliveryEngine:
 
     async def close(self) -> None:
         notices = getattr(self, "_notices", None)
-        if notices is not None:
-            notices.cancel()
+        tasks = [t for t in (notices, *self._background) if t is not None]
+        for task in tasks:
+            task.cancel()
         for queue in self._queues.values():
             await queue.close()
-        for task in list(self._background):
-            task.cancel()
+        # Awaited, so none is still running (or logs "Task was destroyed") after close.
+        await asyncio.gather(*tasks, return_exceptions=True)
         close = getattr(self.dingtalk, "close", None)
         if close is not None:
             await close()
@@ -672,36 +803,6 @@ def _describe(outcome: SendOutcome) -> str:
     return f"failed, {outcome.reason}{code}{detail}"
 
 
-def test_notification(ref: ObjectRef) -> Notification:
-    """A clearly marked, resolved-free notification naming the object it tests."""
-    now = datetime.now(UTC).isoformat()
-    return Notification.model_validate({
-        "version": "4", "status": "firing", "receiver": "alert-contacts-test",
-        "groupKey": f"test:{ref}", "groupLabels": {"alertname": "AlertContactsTest"},
-        "commonLabels": {"alertname": "AlertContactsTest", "severity": "none"},
-        "commonAnnotations": {"summary": f"Test message for {ref}: delivery works"},
-        "externalURL": "", "truncatedAlerts": 0,
-        "alerts": [{
-            "status": "firing", "labels": {"alertname": "AlertContactsTest", "severity": "none"},
-            "annotations": {"summary": f"Test message for {ref}: delivery works",
-                            "description": "Sent on request (alerting.contacts.dev/send-test); "
-                                           "no action needed."},
-            "startsAt": now, "endsAt": "0001-01-01T00:00:00Z", "generatorURL": "",
-            "fingerprint": "test",
-        }],
-    })
-
-
-def notice_message(notice: Notice) -> DingTalkMessage:
-    return DingTalkMessage(title=notice.subject, text=f"### {notice.subject}\n\n{notice.text}")
-
-
-def notice_email(notice: Notice, sender: str, to: Sequence[str], bcc: bool) -> EmailMessage:
-    text = f"{notice.text}\n\n-- alert-contacts-operator\n"
-    rendered = RenderedEmail(notice.subject, text, f"<p>{html.escape(notice.text)}</p>")
-    return build_message(sender, to, rendered, bcc=bcc)
-
-
 def start_delivery(options: RunOptions, view: ObjectView, kube: StatusWriting,
                    leader: Callable[[], bool]) -> DeliveryEngine:
     """The engine from the run options, with its system-notice loop running; it
@@ -716,7 +817,9 @@ def start_delivery(options: RunOptions, view: ObjectView, kube: StatusWriting,
                           delivery.smtp.sender, delivery.bcc)
     engine = DeliveryEngine(view, sender, mail, kube, settings.timezone,
                             quota=options.settings.quota, leader=leader,
-                            templates=delivery.templates)
+                            templates=delivery.templates,
+                            dedup_window=options.receiver.dedup_window,
+                            unknown_history=True)
     if mail is None:  # said once, here, rather than at the first email not sent
         engine.no_smtp("emails and system notices", skipped=False)
     engine.start()

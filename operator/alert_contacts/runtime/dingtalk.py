@@ -24,7 +24,7 @@ from alert_contacts.domain.outcome import SendOutcome
 from alert_contacts.domain.validation import check_webhook_url
 from alert_contacts.settings import allowed_endpoints
 
-from .tlsclient import client_ssl_context
+from .tlsclient import client_ssl_context, tls_failure
 
 MAX_RESPONSE_BYTES = 64 * 1024
 CONNECTIONS_PER_HOST = 8
@@ -87,7 +87,7 @@ class DingTalkSender:
             )
         except (aiohttp.ClientSSLError, ssl.SSLError) as exc:
             return SendOutcome(
-                "transient", reasons.TLS_ERROR, None, f"TLS with {where} failed: {_tls_why(exc)}"
+                "transient", reasons.TLS_ERROR, None, f"TLS with {where} failed: {tls_failure(exc)}"
             )
         except (aiohttp.ClientError, OSError) as exc:
             # The exception text may hold the URL (and so the token): name only its kind.
@@ -108,10 +108,3 @@ def _where(url: str) -> str:
     parts = urlsplit(url)
     host = parts.hostname or "?"
     return f"{host}:{parts.port}" if parts.port else host
-
-
-def _tls_why(exc: BaseException) -> str:
-    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
-        return f"certificate not trusted ({exc.certificate_error.__class__.__name__}: "\
-            f"{getattr(exc.certificate_error, 'verify_message', '') or 'verify failed'})"
-    return exc.__class__.__name__

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from alert_contacts.domain.dedup import DEFAULT_WINDOW
 from alert_contacts.runtime.leaderlabel import own_pod
 from alert_contacts.runtime.lease import (
     LeaseConfig,
@@ -145,6 +146,9 @@ class ReceiverOptions:
     token_source: str = "none"  # where the token came from, for the startup log line
     max_body_bytes: int = 1024 * 1024
     max_concurrency: int = 32
+    # Seconds a delivered notification is remembered, so Alertmanager's retry of it is
+    # not sent again; shorter than any repeat_interval (its reminders must go out).
+    dedup_window: float = DEFAULT_WINDOW
 
 
 @dataclass(frozen=True)
@@ -216,6 +220,10 @@ _RECEIVER_FLAGS: dict[str, tuple[str, str, str]] = {
                             "largest request body accepted, in bytes (larger: 413)"),
     "--receiver-max-concurrency": ("ALERT_CONTACTS_RECEIVER_MAX_CONCURRENCY", "32",
                                    "requests handled at once (more: 503 with Retry-After)"),
+    "--receiver-dedup-window": ("ALERT_CONTACTS_RECEIVER_DEDUP_WINDOW", f"{DEFAULT_WINDOW:.0f}",
+                                "seconds a delivered notification is remembered so that "
+                                "Alertmanager's retry of it is not sent again; keep it shorter "
+                                "than every route's repeat_interval"),
 }
 
 
@@ -254,6 +262,7 @@ def _receiver_options(args: argparse.Namespace, env: Mapping[str, str],
         token_source=source if token else "none",
         max_body_bytes=_positive("--receiver-max-body", args.receiver_max_body),
         max_concurrency=_positive("--receiver-max-concurrency", args.receiver_max_concurrency),
+        dedup_window=_seconds("--receiver-dedup-window", args.receiver_dedup_window),
     )
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.utils import getaddresses, parseaddr
@@ -25,7 +25,7 @@ from alert_contacts.domain import outcome as reasons
 from alert_contacts.domain.outcome import SendOutcome
 from alert_contacts.domain.validation import scrub_personal_data
 
-from .tlsclient import client_ssl_context
+from .tlsclient import client_ssl_context, tls_failure
 
 TlsMode = Literal["starttls", "tls", "none"]
 TLS_MODES: tuple[TlsMode, ...] = ("starttls", "tls", "none")
@@ -104,17 +104,21 @@ class SmtpSender:
         self.settings = settings
         self._ssl = client_ssl_context(extra_ca_file)
 
-    async def send(self, message: EmailMessage) -> SendOutcome:
-        """Send ``message`` (recipients from its To/Cc/Bcc); the result never lists addresses."""
+    async def send(self, message: EmailMessage,
+                   recipients: Sequence[str] | None = None) -> SendOutcome:
+        """Send ``message`` to ``recipients`` (default: its To/Cc/Bcc); the result never
+        lists addresses in its message (``retry_to`` holds those refused for now)."""
         s = self.settings
         headers = [*message.get_all("To", []), *message.get_all("Cc", []),
                    *message.get_all("Bcc", [])]
-        count = sum(1 for _, address in getaddresses(headers) if address)
+        count = (len(recipients) if recipients is not None else
+                 sum(1 for _, address in getaddresses(headers) if address))
         where = f"{s.host}:{s.port}"
         try:
             async with asyncio.timeout(s.timeout):
                 refused, _ = await aiosmtplib.send(
                     message,
+                    recipients=list(recipients) if recipients is not None else None,
                     hostname=s.host,
                     port=s.port,
                     username=s.username,
@@ -130,12 +134,14 @@ class SmtpSender:
             )
         except aiosmtplib.SMTPRecipientsRefused as exc:
             codes = sorted({r.code for r in exc.recipients})
+            later = tuple(r.recipient for r in exc.recipients if _by_code(r.code) == "transient")
             return SendOutcome(
-                "transient" if all(400 <= c < 500 for c in codes) else "permanent",
+                "transient" if later else "permanent",
                 reasons.SMTP_REJECTED,
                 codes[0] if codes else None,
                 f"{where} refused all {len(exc.recipients)} recipient(s)"
                 f" (codes {', '.join(map(str, codes))})",
+                retry_to=later,
             )
         except aiosmtplib.SMTPAuthenticationError as exc:
             return SendOutcome(
@@ -144,25 +150,18 @@ class SmtpSender:
                 exc.code,
                 f"{where} refused the SMTP username or password (code {exc.code})",
             )
-        except aiosmtplib.SMTPSenderRefused as exc:
-            return SendOutcome(
-                _by_code(exc.code),
-                reasons.SMTP_REJECTED,
-                exc.code,
-                f"{where} refused the From address (code {exc.code})",
-            )
-        except aiosmtplib.SMTPResponseException as exc:
-            return SendOutcome(
-                _by_code(exc.code),
-                reasons.SMTP_REJECTED,
-                exc.code,
-                f"{where} answered {exc.code}: {_short(exc.message)}",
-            )
+        except aiosmtplib.SMTPResponseException as exc:  # SMTPSenderRefused among them
+            if isinstance(exc, aiosmtplib.SMTPSenderRefused):
+                what = f"refused the From address (code {exc.code})"
+            else:
+                what = f"answered {exc.code}: {_short(exc.message)}"
+            return SendOutcome(_by_code(exc.code), reasons.SMTP_REJECTED, exc.code,
+                               f"{where} {what}")
         except aiosmtplib.SMTPConnectError as exc:
             # aiosmtplib wraps TLS failures of the connection (implicit TLS) in this one.
             cause = exc.__cause__ or exc.__context__
             if isinstance(cause, ssl.SSLError):
-                why = f"TLS with {where} failed: {_tls_why(cause)}"
+                why = f"TLS with {where} failed: {tls_failure(cause)}"
                 return SendOutcome("transient", reasons.TLS_ERROR, None, why)
             why = f"cannot connect to {where}: {_short(str(exc))}"
             return SendOutcome("transient", reasons.NETWORK_ERROR, None, why)
@@ -187,13 +186,28 @@ class SmtpSender:
             )
         except ssl.SSLError as exc:
             return SendOutcome(
-                "transient", reasons.TLS_ERROR, None, f"TLS with {where} failed: {_tls_why(exc)}"
+                "transient", reasons.TLS_ERROR, None, f"TLS with {where} failed: {tls_failure(exc)}"
             )
         except OSError as exc:
             why = f"cannot reach {where}: {exc.__class__.__name__}"
             return SendOutcome("transient", reasons.NETWORK_ERROR, None, why)
+        later = tuple(address for address, (code, _) in refused.items()
+                      if _by_code(code) == "transient")
+        if later:
+            # Refused for now (greylisting, a full mailbox): only those are sent it again.
+            codes = sorted({code for code, _ in refused.values()})
+            return SendOutcome(
+                "transient",
+                reasons.SMTP_REJECTED,
+                codes[0],
+                f"accepted for {count - len(refused)} of {count} recipient(s);"
+                f" {len(later)} refused for now, {len(refused) - len(later)} for good"
+                f" (codes {', '.join(map(str, codes))})",
+                retry_to=later,
+            )
         if refused:
-            # Some recipients were refused, the rest accepted: delivered, and say how many not.
+            # Some recipients were refused for good, the rest accepted: delivered, and say
+            # how many not.
             return SendOutcome(
                 "ok",
                 reasons.DELIVERED,
@@ -202,10 +216,6 @@ class SmtpSender:
                 f" {len(refused)} refused",
             )
         return SendOutcome("ok", reasons.DELIVERED, 250, f"accepted for {count} recipient(s)")
-
-
-def _tls_why(exc: ssl.SSLError) -> str:
-    return str(getattr(exc, "verify_message", None) or exc.reason or exc.__class__.__name__)
 
 
 def _by_code(code: int) -> Literal["transient", "permanent"]:

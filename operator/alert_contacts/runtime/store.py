@@ -36,6 +36,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from alert_contacts.domain.conditions import now_rfc3339
+from alert_contacts.domain.engine import BOT, CONTACT, SECRET
+from alert_contacts.domain.engine import GROUP as GROUP_KIND
 from alert_contacts.domain.plan import Plan, SecretIndex, candidates, plan_status
 from alert_contacts.domain.records import ObjectRecord, record_of, secret_data
 from alert_contacts.domain.types import Candidate, ObjectRef
@@ -44,7 +46,6 @@ from alert_contacts.settings import Settings
 
 logger = logging.getLogger(__name__)
 
-CONTACT, BOT, GROUP_KIND, SECRET = "Contact", "DingTalkBot", "ContactGroup", "Secret"
 KINDS = (CONTACT, BOT, GROUP_KIND, SECRET)
 # Memory at 50,000 objects: statuses repeat the same conditions (type, reason,
 # message, time) and JSON parsing makes a new copy of each for every object.

@@ -22,3 +22,15 @@ def client_ssl_context(extra_ca_file: Path | None) -> ssl.SSLContext:
                 f" ({exc.__class__.__name__})"
             ) from None
     return context
+
+
+def tls_failure(exc: BaseException) -> str:
+    """Why a TLS handshake failed, without the peer's data: the verification message
+    (an untrusted or expired certificate) or the error's reason or class."""
+    cause = getattr(exc, "certificate_error", None)  # aiohttp's ClientConnectorCertificateError
+    if isinstance(cause, BaseException):
+        why = getattr(cause, "verify_message", "") or "verify failed"
+        return f"certificate not trusted ({cause.__class__.__name__}: {why})"
+    if isinstance(exc, ssl.SSLError):
+        return str(getattr(exc, "verify_message", None) or exc.reason or exc.__class__.__name__)
+    return exc.__class__.__name__

@@ -24,8 +24,10 @@ from collections.abc import AsyncIterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from alert_contacts.domain.engine import BOT, CONTACT, SECRET
+from alert_contacts.domain.engine import GROUP as GROUP_KIND
 from alert_contacts.runtime.kube import ApiError, custom_path, describe_error
-from alert_contacts.runtime.store import BOT, CONTACT, GROUP_KIND, SECRET, Key, Store
+from alert_contacts.runtime.store import Key, Store
 
 logger = logging.getLogger(__name__)
 
