@@ -846,3 +846,18 @@ def test_good_metadata_passes(tmp_path: Path) -> None:
         """)
     result = validate(tmp_path, "-f", str(path))
     assert result.code == 0, result.out
+
+
+def test_receiver_token_derives_a_namespace_token_from_the_master_on_stdin() -> None:
+    import io
+
+    from alert_contacts.domain.delivery import namespace_token
+    from alert_contacts.plugin.cli import run as run_plugin
+    out, err = io.StringIO(), io.StringIO()
+    code = run_plugin(["receiver-token", "-n", "team-a"], stdin=io.StringIO("s3cret\n"),
+                      out=out, err=err)
+    assert code == 0 and out.getvalue() == namespace_token("s3cret", "team-a") + "\n"
+    assert "s3cret" not in out.getvalue() + err.getvalue()
+    missing = run_plugin(["receiver-token"], stdin=io.StringIO("s3cret"), out=out,
+                         err=err)
+    assert missing != 0 and "-n" in err.getvalue()

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import IO, Any
 
+from alert_contacts.domain.delivery import namespace_token
 from alert_contacts.domain.groups import member_label, member_refs
 from alert_contacts.domain.types import GROUP
 from alert_contacts.plugin import render
@@ -46,6 +47,8 @@ examples:
   kubectl contacts validate -f contacts/ -R          # offline; exit code 1 on errors
   kubectl contacts test bot oncall -n team-a         # send a test message, print the result
   kubectl contacts test group sre --timeout 2m       # every bot and email of the group
+  kubectl -n alert-contacts-system get secret alert-contacts-operator-receiver \
+    -o jsonpath='{.data.token}' | base64 -d | kubectl contacts receiver-token -n team-a
 """
 
 Connect = Callable[[ConnectOptions], Store]
@@ -160,6 +163,14 @@ def build_parser() -> argparse.ArgumentParser:
     test.add_argument("--timeout", default="90s", metavar="DURATION",
                       help="how long to wait for the result (default 90s)")
     _connection_flags(test, suppress=True)
+
+    token = commands.add_parser(
+        "receiver-token", help="derive a namespace's receiver token from the master token",
+        description="Print the bearer token that opens the receiver for -n NAMESPACE's "
+        "groups only: HMAC-SHA256 of the namespace keyed with the receiver's master token "
+        "(read from stdin, never an argument), in hex. Offline.",
+    )
+    _connection_flags(token, suppress=True)
     return parser
 
 
@@ -383,6 +394,15 @@ class Commands:
                 return EXIT_ERROR
             sleep(TEST_POLL_SECONDS)
 
+    def cmd_receiver_token(self) -> int:
+        if not self.args.namespace:
+            raise UsageError("-n NAMESPACE is required (the namespace the token is for)")
+        master = self.stdin.read().strip()
+        if not master:
+            raise UsageError("pipe the receiver's master token on stdin")
+        self.out.write(namespace_token(master, self.args.namespace) + "\n")
+        return 0
+
     def cmd_validate(self) -> int:
         args = self.args
         env = {**os.environ}
@@ -433,7 +453,7 @@ def run(
         command: Callable[[], int] = {
             "search": commands.cmd_search, "list": commands.cmd_list,
             "delete": commands.cmd_delete, "validate": commands.cmd_validate,
-            "test": commands.cmd_test,
+            "test": commands.cmd_test, "receiver-token": commands.cmd_receiver_token,
         }[args.command]
         result = command()
     except UsageError as e:
