@@ -11,15 +11,14 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import kubernetes
-from tests.e2e.conftest import controlplane
-from tests.e2e.harness import REPO, Cluster, Operator, condition, wait_until
+from tests.e2e.harness import Cluster, Operator, condition, wait_until
+
+from bench.cluster import local_cluster
 
 NS = "bench"
 
@@ -54,17 +53,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--objects", type=int, default=1000)
     n = parser.parse_args().objects
-    work = Path(tempfile.mkdtemp(prefix="alert-contacts-bench-"))
-    kubeconfig = controlplane.up(work / "cp")
-    try:
-        api = kubernetes.config.new_client_from_config(str(kubeconfig))
-        cluster = Cluster(Path(kubeconfig), api)
-        cluster.kubectl("apply", "--server-side", "-f", str(REPO / "crds"))
-        cluster.kubectl("wait", "--for=condition=Established", "-f", str(REPO / "crds"))
-        cluster.core.create_namespace({"metadata": {"name": NS}})
+    with local_cluster("alert-contacts-bench-", NS) as (cluster, work):
         run(cluster, work, n)
-    finally:
-        controlplane.down(work / "cp")
 
 
 def run(cluster: Cluster, work: Path, n: int) -> None:

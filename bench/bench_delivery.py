@@ -21,7 +21,6 @@ import argparse
 import http.client
 import json
 import statistics
-import tempfile
 import threading
 import time
 import urllib.parse
@@ -29,12 +28,12 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import kubernetes
 from tests.e2e.alertmanager import Alertmanager, alert
-from tests.e2e.conftest import controlplane
 from tests.e2e.delivery import Bot, delivering_operator, make_bot, make_group
 from tests.e2e.fakes import FakeDingTalk, LocalCA, dingtalk_sign
-from tests.e2e.harness import REPO, Cluster, wait_until
+from tests.e2e.harness import Cluster, wait_until
+
+from bench.cluster import local_cluster
 
 NS = "bench-delivery"
 ROUTE_LABEL = "contact_group"
@@ -88,18 +87,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.burst > 20:
         parser.error("--burst: at most 20 (DingTalk's messages per minute per robot)")
-    work = Path(tempfile.mkdtemp(prefix="alert-contacts-bench-delivery-"))
-    kubeconfig = controlplane.up(work / "cp")
-    try:
-        api = kubernetes.config.new_client_from_config(str(kubeconfig))
-        cluster = Cluster(Path(kubeconfig), api)
-        cluster.kubectl("apply", "--server-side", "-f", str(REPO / "crds"))
-        cluster.kubectl("wait", "--for=condition=Established", "-f", str(REPO / "crds"))
-        cluster.core.create_namespace({"metadata": {"name": NS}})
-        with FakeDingTalk(LocalCA(work)) as dingtalk:
-            run(cluster, work, dingtalk, args.groups, args.burst, args.samples)
-    finally:
-        controlplane.down(work / "cp")
+    with local_cluster("alert-contacts-bench-delivery-", NS) as (cluster, work), \
+            FakeDingTalk(LocalCA(work)) as dingtalk:
+        run(cluster, work, dingtalk, args.groups, args.burst, args.samples)
 
 
 def run(cluster: Cluster, work: Path, dingtalk: FakeDingTalk, groups: int, burst: int,

@@ -15,13 +15,12 @@ from __future__ import annotations
 import argparse
 import itertools
 import statistics
-import tempfile
 import time
 from pathlib import Path
 
-import kubernetes
-from tests.e2e.conftest import controlplane
-from tests.e2e.harness import REPO, Cluster, Operator, condition, wait_until
+from tests.e2e.harness import Cluster, Operator, condition, wait_until
+
+from bench.cluster import local_cluster
 
 NS = "bench-promotion"
 
@@ -100,17 +99,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--trials", type=int, default=20)
     trials = parser.parse_args().trials
-    work = Path(tempfile.mkdtemp(prefix="alert-contacts-bench-"))
-    kubeconfig = controlplane.up(work / "cp")
-    try:
-        api = kubernetes.config.new_client_from_config(str(kubeconfig))
-        cluster = Cluster(Path(kubeconfig), api)
-        cluster.kubectl("apply", "--server-side", "-f", str(REPO / "crds"))
-        cluster.kubectl("wait", "--for=condition=Established", "-f", str(REPO / "crds"))
-        cluster.core.create_namespace({"metadata": {"name": NS}})
+    with local_cluster("alert-contacts-bench-", NS) as (cluster, work):
         run(cluster, work, trials)
-    finally:
-        controlplane.down(work / "cp")
 
 
 if __name__ == "__main__":
