@@ -18,6 +18,7 @@ from pathlib import Path
 import kubernetes
 import pytest
 
+from tests.e2e.fakes import FakeDingTalk, LocalCA, SmtpServer
 from tests.e2e.harness import BIN, PLURALS, REPO, Cluster, Operator
 
 _spec = importlib.util.spec_from_file_location("cluster", REPO / "tests/controlplane/cluster.py")
@@ -56,6 +57,25 @@ def operator(
         yield the_operator
     finally:
         the_operator.stop()
+
+
+# The delivery tests' peers, one set per test module: a test CA, the fake DingTalk
+# server and the SMTP server (tests/e2e/fakes.py).
+@pytest.fixture(scope="module")
+def ca(tmp_path_factory: pytest.TempPathFactory) -> LocalCA:
+    return LocalCA(tmp_path_factory.mktemp("ca"))
+
+
+@pytest.fixture(scope="module")
+def dingtalk(ca: LocalCA) -> Iterator[FakeDingTalk]:
+    with FakeDingTalk(ca) as fake:
+        yield fake
+
+
+@pytest.fixture(scope="module")
+def smtp(ca: LocalCA) -> Iterator[SmtpServer]:
+    with SmtpServer(ca) as server:
+        yield server
 
 
 @pytest.fixture

@@ -49,23 +49,6 @@ SEND_TEST = "alerting.contacts.dev/send-test"
 
 
 @pytest.fixture(scope="module")
-def ca(tmp_path_factory: pytest.TempPathFactory) -> LocalCA:
-    return LocalCA(tmp_path_factory.mktemp("ca"))
-
-
-@pytest.fixture(scope="module")
-def dingtalk(ca: LocalCA) -> Iterator[FakeDingTalk]:
-    with FakeDingTalk(ca) as fake:
-        yield fake
-
-
-@pytest.fixture(scope="module")
-def smtp(ca: LocalCA) -> Iterator[SmtpServer]:
-    with SmtpServer(ca) as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
 def delivery(
     cluster: Cluster, operator: Operator, ca: LocalCA, dingtalk: FakeDingTalk, smtp: SmtpServer,
     tmp_path_factory: pytest.TempPathFactory,

@@ -297,23 +297,6 @@ def http_get(port: int, path: str, timeout: float = 5) -> tuple[int, str]:
         return e.code, e.read().decode()
 
 
-@pytest.fixture(scope="module")
-def ca(tmp_path_factory: pytest.TempPathFactory) -> LocalCA:
-    return LocalCA(tmp_path_factory.mktemp("ca"))
-
-
-@pytest.fixture(scope="module")
-def dingtalk(ca: LocalCA) -> Iterator[FakeDingTalk]:
-    with FakeDingTalk(ca) as fake:
-        yield fake
-
-
-@pytest.fixture(scope="module")
-def smtp(ca: LocalCA) -> Iterator[SmtpServer]:
-    with SmtpServer(ca) as server:
-        yield server
-
-
 def delivery_inputs(cluster: Cluster, namespace: str, values: Doc, ca: LocalCA,
                     dingtalk: FakeDingTalk, smtp: SmtpServer) -> tuple[str, list[str]]:
     """The Secrets and the ConfigMap the chart's delivery values name, created in the
