@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 from typing import Any
 
 from alert_contacts.domain.records import ObjectRecord
@@ -150,3 +151,21 @@ def test_equal_conditions_are_shared_between_records() -> None:
     assert a.status["conditions"][0] == ready
     assert b.status["normalized"] == {"email": "b@example.com"}
     assert a.ref.namespace is b.ref.namespace and a.created is b.created
+
+
+def test_a_contacts_normalised_values_are_kept_once() -> None:
+    # 50,000 contacts: the status repeats the verdict's values and the claim times repeat.
+    store = Store(Settings())
+    since = "2026-01-01T00:00:00Z"
+    status = {"normalized": {"email": "alice@example.com"}, "eligibleSince": since,
+              "claims": [{"key": "email", "value": "alice@example.com", "since": since}]}
+    store.put("Contact", body("alice", spec={"email": "alice@example.com"},
+                              status=json.loads(json.dumps(status))))
+    record = store.contacts[ObjectRef("Contact", "a", "alice")]
+    assert record.verdict is not None
+    email = record.verdict.normalized["email"]
+    assert record.status["normalized"]["email"] is email
+    assert record.status["claims"][0]["value"] is email
+    assert record.spec["email"] is email
+    assert record.status["claims"][0]["since"] is record.status["eligibleSince"]
+    assert record.status == status

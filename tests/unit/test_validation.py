@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Mapping
 
 import phonenumbers
 import pytest
+from confusable_homoglyphs import categories as unicode_scripts
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from phonenumbers import PhoneNumberFormat, PhoneNumberType
@@ -16,10 +18,12 @@ from alert_contacts.domain.validation import (
     SecretResolver,
     check_webhook_url,
     display_name,
+    mixed_scripts,
     normalize_email,
     redact,
     redact_url,
     scrub_personal_data,
+    unsafe_characters,
     validate_bot,
     validate_contact,
     validate_group,
@@ -632,6 +636,23 @@ def test_contact_text_with_control_or_format_characters_is_refused(
         f" (NUL, newlines, zero-width spaces, bidi overrides); found {named}"
     )
     assert char not in verdict.message  # shown escaped: the message cannot reverse a column
+
+
+@given(st.text())
+def test_unsafe_characters_are_exactly_the_unsafe_categories(text: str) -> None:
+    # Also over plain ASCII, where a fast path skips the per-character lookup.
+    expected = list(dict.fromkeys(c for c in text if unicodedata.category(c) in
+                                  {"Cc", "Cf", "Zl", "Zp", "Cs"}))
+    assert [d.split()[0] for d in unsafe_characters(text)] == [f"U+{ord(c):04X}"
+                                                               for c in expected]
+
+
+@given(st.text(alphabet=st.characters(max_codepoint=0x7F)))
+def test_ascii_text_is_never_mixed_script(text: str) -> None:
+    # The fast path for ASCII agrees with the script lookup it skips.
+    scripts = set(unicode_scripts.unique_aliases(text)) - {"COMMON", "INHERITED"}
+    assert scripts <= {"LATIN"}
+    assert mixed_scripts(text) == []
 
 
 @pytest.mark.parametrize(("char", "named"), UNSAFE)

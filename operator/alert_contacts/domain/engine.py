@@ -238,7 +238,9 @@ class DecisionEngine:
         affected = sorted(old_claims | new_claims)
         owners_before = {claim: self.owner(claim) for claim in affected}
         involved = {ref}.union(*(self.claimants(claim) for claim in affected))
-        readiness_before = {other: self._readiness(other) for other in involved}
+        # Readiness matters only to the groups that name an object (most have none).
+        readiness_before = {other: self._readiness(other) for other in involved
+                            if other in self._groups_naming}
 
         if old is not None:
             for claim in old_claims:

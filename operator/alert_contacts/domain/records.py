@@ -17,7 +17,7 @@ MAX_SECRET_VALUE_B64 = 4096
 SECRET_TYPE_KEY = "/type"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ObjectRecord:
     """One Contact, DingTalkBot or ContactGroup as last seen by the watch.
 

@@ -37,7 +37,7 @@ class NotOpaque:
     secret_type: str
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True, order=True, slots=True)
 class ObjectRef:
     """Identity of one namespaced object of ours."""
 
@@ -52,7 +52,7 @@ class ObjectRef:
 ClaimKind = Literal["mobile", "email", "webhook"]
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True, order=True, slots=True)
 class Claim:
     """A key that at most one object cluster-wide may own (value is normalised)."""
 
@@ -60,7 +60,7 @@ class Claim:
     value: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Problem:
     """One reason a spec is refused: the field, the offending value and why.
 
@@ -79,7 +79,7 @@ class Problem:
         return f"{self.field} {self.value!r}: {self.reason}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Verdict:
     """The outcome of validating one Contact or DingTalkBot spec.
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import sys
 import unicodedata
 from collections.abc import Callable, Iterable, Mapping
 from functools import partial
@@ -210,6 +211,8 @@ _NO_SCRIPT = frozenset({"COMMON", "INHERITED"})  # digits, punctuation, combinin
 
 def mixed_scripts(text: str) -> list[str]:
     """The scripts of ``text``'s letters, sorted, when they are not written together; else []."""
+    if text.isascii():  # Latin letters, digits and punctuation: one script (and fast)
+        return []
     scripts = set(unicode_scripts.unique_aliases(text)) - _NO_SCRIPT
     if len(scripts) < 2 or any(scripts <= allowed for allowed in _SCRIPTS_WRITTEN_TOGETHER):
         return []
@@ -498,7 +501,9 @@ def _redact_tail(value: str) -> str:
 def _verdict(problems: list[Problem], claims: list[Claim], normalized: dict[str, str]) -> Verdict:
     if problems:
         return Verdict(problems=tuple(problems), reason=Reason.INVALID_SPEC)
-    return Verdict(claims=tuple(claims), normalized=normalized)
+    # Interned: the store keeps each value again in the object's status (runtime.store).
+    return Verdict(claims=tuple(Claim(c.kind, sys.intern(c.value)) for c in claims),
+                   normalized={k: sys.intern(v) for k, v in normalized.items()})
 
 
 # Characters that make text lie about itself: controls (NUL, newline, escape),
@@ -514,6 +519,8 @@ UNSAFE_CHARACTERS_REASON = (
 def unsafe_characters(text: str) -> list[str]:
     """The control and format characters in ``text``, described (``U+202E RIGHT-TO-LEFT
     OVERRIDE``), in order of appearance, each once."""
+    if text.isascii() and text.isprintable():  # no control character (and fast)
+        return []
     found: dict[str, str] = {}
     for ch in text:
         if ch not in found and unicodedata.category(ch) in UNSAFE_CATEGORIES:

@@ -54,6 +54,14 @@ KINDS = (CONTACT, BOT, GROUP_KIND, SECRET)
 SHARED_LIMIT = 50_000
 
 
+def _interned(mapping: Mapping[str, Any]) -> dict[str, Any]:
+    """``mapping`` with its keys and text values interned: a Contact's normalised
+    mobile and email appear in its status twice and in its verdict and claims
+    index, and claim times repeat across objects; one copy of each is kept."""
+    return {sys.intern(str(k)): sys.intern(v) if isinstance(v, str) else v
+            for k, v in mapping.items()}
+
+
 class _Sharer:
     """One shared, read-only copy of equal conditions; status keys interned."""
 
@@ -65,11 +73,12 @@ class _Sharer:
         for key, value in status.items():
             if isinstance(value, list) and key == "conditions":
                 value = [self._condition(c) for c in value]
-            elif isinstance(value, list):  # claims: values differ, keys repeat
-                value = [{sys.intern(str(k)): v for k, v in item.items()}
-                         if isinstance(item, dict) else item for item in value]
-            elif isinstance(value, dict):
-                value = {sys.intern(str(k)): v for k, v in value.items()}
+            elif isinstance(value, list):  # claims: {key, value, since} each
+                value = [_interned(item) if isinstance(item, dict) else item for item in value]
+            elif isinstance(value, dict):  # normalized: the same values as the claims
+                value = _interned(value)
+            elif isinstance(value, str):  # eligibleSince: most claims' since too
+                value = sys.intern(value)
             shared[sys.intern(str(key))] = value
         return shared
 
@@ -172,11 +181,13 @@ class Store:
         return record_of(kind, body, verdict)
 
     def _shared_parts(self, body: Mapping[str, Any]) -> Mapping[str, Any]:
-        """``body`` with its status, namespace and creation time shared where equal."""
-        meta, status = body.get("metadata"), body.get("status")
+        """``body`` with its spec, status, namespace and creation time shared where equal."""
+        meta, spec, status = body.get("metadata"), body.get("spec"), body.get("status")
         shared = dict(body)
         if isinstance(status, dict):
             shared["status"] = self._share.status(status)
+        if isinstance(spec, dict):
+            shared["spec"] = _interned(spec)
         if isinstance(meta, Mapping):
             shared["metadata"] = {**meta, **{
                 key: sys.intern(meta[key]) for key in ("namespace", "creationTimestamp")
