@@ -186,6 +186,31 @@ def test_a_pass_cancelled_while_planning_keeps_every_ref_pending(
     asyncio.run(passes())
 
 
+def test_a_pass_writes_each_chunk_before_planning_the_next(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A first pass over 50,000 unsettled objects must not hold 50,000 patches at once.
+    store, reconciler, kube = listening()
+    monkeypatch.setattr(reconciler_module, "PLAN_CHUNK", 2)
+    written_before_planning: list[int] = []
+    plan = reconciler.plan
+
+    def recording_plan(refs: Any) -> Any:
+        written_before_planning.append(len(kube.patches))
+        return plan(refs)
+
+    monkeypatch.setattr(reconciler, "plan", recording_plan)
+
+    async def passes() -> None:
+        for i in range(5):
+            store.put("Contact", body(f"c{i}", f"c{i}@example.com"))
+        await reconciler.reconcile_once()
+
+    asyncio.run(passes())
+    assert written_before_planning == [0, 2, 4]
+    assert len(kube.patches) == 5
+
+
 class FailingOnceKube(RecordingKube):
     """The first write of each name in ``fail`` raises ``error`` (a failed or fenced write)."""
 

@@ -54,7 +54,8 @@ from alert_contacts.settings import Settings
 
 CONTACT, BOT, GROUP, SECRET = "Contact", "DingTalkBot", "ContactGroup", "Secret"
 SecretKey = tuple[str, str]
-_Entry = tuple[tuple[str, str, str, str, str], ObjectRef]
+# (*claim_key or eligible_key, ref): one flat tuple, 48 bytes less than a nested pair.
+_Entry = tuple[str, str, str, str, str, ObjectRef]
 
 
 class SecretLike(Protocol):
@@ -153,14 +154,14 @@ class DecisionEngine:
     def owner(self, claim: Claim, *, excluding: ObjectRef | None = None) -> ObjectRef | None:
         """The owner of ``claim`` (its earliest valid claimant), optionally as if
         ``excluding`` did not claim it."""
-        for _, ref in self._entries(claim):
-            if ref != excluding:
-                return ref
+        for entry in self._entries(claim):
+            if entry[-1] != excluding:
+                return entry[-1]
         return None
 
     def claimants(self, claim: Claim) -> list[ObjectRef]:
         """Valid claimants of ``claim``, owner first."""
-        return [ref for _, ref in self._entries(claim)]
+        return [entry[-1] for entry in self._entries(claim)]
 
     def in_use(self, *, excluding: ObjectRef | None = None) -> int:
         """Valid and unique objects (each needs a quota slot), optionally not counting one."""
@@ -169,7 +170,7 @@ class DecisionEngine:
 
     def waiting(self, after: int) -> ObjectRef | None:
         """The eligible object at 0-based ``after`` in the quota order, if any."""
-        return self._eligible[after][1] if after < len(self._eligible) else None
+        return self._eligible[after][-1] if after < len(self._eligible) else None
 
     def position(self, ref: ObjectRef) -> int | None:
         """1-based place in the quota order, None when not eligible. O(log n)."""
@@ -244,7 +245,7 @@ class DecisionEngine:
 
         if old is not None:
             for claim in old_claims:
-                self._drop_claimant(claim, (old.claim_key(claim), ref))
+                self._drop_claimant(claim, (*old.claim_key(claim), ref))
         self._track_secrets(ref, self._records.get(ref), record)
         if new is None or record is None:
             self._candidates.pop(ref, None)
@@ -253,7 +254,7 @@ class DecisionEngine:
             self._candidates[ref] = new
             self._records[ref] = record
             for claim in new_claims:
-                self._add_claimant(claim, (new.claim_key(claim), ref))
+                self._add_claimant(claim, (*new.claim_key(claim), ref))
 
         # A changed owner changes every claimant's decision (losers' messages name it).
         touched = {ref}
@@ -282,7 +283,7 @@ class DecisionEngine:
     def _owner_of_claimed(self, claim: Claim) -> ObjectRef:
         """The owner of a key someone valid claims."""
         found = self._claimants[claim]
-        return found[0][1] if isinstance(found, SortedList) else found[1]
+        return found[0][-1] if isinstance(found, SortedList) else found[-1]
 
     def _add_claimant(self, claim: Claim, entry: _Entry) -> None:
         found = self._claimants.get(claim)
@@ -321,14 +322,14 @@ class DecisionEngine:
             index = self._eligible.index(entry)
             self._eligible.remove(entry)
             if 0 <= index < quota < len(self._eligible) + 1:
-                crossed.add(self._eligible[quota - 1][1])  # moved up into the quota
+                crossed.add(self._eligible[quota - 1][-1])  # moved up into the quota
         if self._is_eligible(ref):
-            entry = (self._candidates[ref].eligible_key(), ref)
+            entry = (*self._candidates[ref].eligible_key(), ref)
             self._eligible.add(entry)
             self._eligible_entry[ref] = entry
             index = self._eligible.index(entry)
             if 0 <= index < quota < len(self._eligible):
-                crossed.add(self._eligible[quota][1])  # pushed out of the quota
+                crossed.add(self._eligible[quota][-1])  # pushed out of the quota
         crossed.discard(ref)
         return crossed
 

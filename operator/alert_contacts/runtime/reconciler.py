@@ -31,7 +31,8 @@ from alert_contacts.settings import Settings
 
 logger = logging.getLogger(__name__)
 
-# Refs planned between two yields to the event loop (about 50 ms of work).
+# Refs planned, then written, between two yields to the event loop (about 50 ms
+# of planning; the writes of one chunk are all that a pass holds at a time).
 PLAN_CHUNK = 1000
 # A ref whose planning raised is planned again after this long, doubled for each
 # failure in a row up to PLAN_RETRY_MAX: a bug that fails every time must not spin
@@ -61,6 +62,7 @@ class Reconciler:
         # (kind, Ready reason) of every object, for the metrics.
         self._reason_of: dict[ObjectRef, tuple[str, str]] = {}
         self._reasons: Counter[tuple[str, str]] = Counter()
+        self._labels: dict[tuple[str, str], tuple[str, str]] = {}
         # Since when a change has waited for a pass to finish (None: nothing waits),
         # moved on whenever the running pass makes progress (a chunk planned, a write
         # done): the echoes of a long pass's own writes wait for its end, and that is
@@ -198,38 +200,44 @@ class Reconciler:
         asyncio.get_running_loop().call_later(delay, self.mark, [ref])
 
     async def reconcile_once(self) -> None:
+        """One pass over the dirty refs, planned and written a chunk at a time: a
+        first pass over 50,000 unsettled objects holds one chunk's writes (not
+        50,000 patches and requests) and lets admission and watch events in
+        between chunks (they mark refs dirty again, for the next pass)."""
         started = time.perf_counter()
         refs, self._dirty_refs = sorted(self._dirty_refs), set()
-        writes: list[StatusWrite] = []
-        try:
-            for start in range(0, len(refs), PLAN_CHUNK):
-                if start:
-                    # A first pass over 50,000 objects plans for seconds: let admission
-                    # requests and watch events in between (they mark refs dirty again).
-                    await asyncio.sleep(0)
-                writes += self.plan(refs[start:start + PLAN_CHUNK])
+        written = failed = 0
+        for start in range(0, len(refs), PLAN_CHUNK):
+            if start:
+                await asyncio.sleep(0)
+            writes: list[StatusWrite] = []
+            try:
+                writes = self.plan(refs[start:start + PLAN_CHUNK])
                 self._progressed()
-        except BaseException:
-            # Cancelled (or worse) mid-way: none of it is written, so all of it stays
-            # pending, and nothing planned counts as in flight.
-            for write in writes:
-                self._in_flight.pop(write.ref, None)
-            self._dirty_refs.update(refs)
-            raise
-        results = await asyncio.gather(*(self._write(w) for w in writes), return_exceptions=True)
-        failed = [w for w, r in zip(writes, results, strict=True) if isinstance(r, BaseException)]
-        for write, result in zip(writes, results, strict=True):
-            if isinstance(result, BaseException):
-                self._not_landed(write)
-                self._dirty_refs.add(write.ref)
-                # Not the exception itself: an API error carries the request body.
-                logger.warning("status write for %s failed: %s", write.ref, describe_error(result))
+                results = await asyncio.gather(*(self._write(w) for w in writes),
+                                               return_exceptions=True)
+            except BaseException:
+                # Cancelled (or worse) mid-way: what this chunk planned may not have been
+                # written, so it and the rest stay pending, none of it counted in flight.
+                for write in writes:
+                    self._in_flight.pop(write.ref, None)
+                self._dirty_refs.update(refs[start:])
+                raise
+            written += len(writes)
+            for write, result in zip(writes, results, strict=True):
+                if isinstance(result, BaseException):
+                    failed += 1
+                    self._not_landed(write)
+                    self._dirty_refs.add(write.ref)
+                    # Not the exception itself: an API error carries the request body.
+                    logger.warning("status write for %s failed: %s", write.ref,
+                                   describe_error(result))
         in_quota = min(self.engine.in_use(), max(self.settings.quota, 0))
-        metrics.observe_pass(Plan(writes, {}, Counter(self._reasons), in_quota), len(writes),
+        metrics.observe_pass(Plan([], {}, Counter(self._reasons), in_quota), written,
                              time.perf_counter() - started, self.settings)
-        if writes:
+        if written:
             logger.debug("reconcile pass: %d status writes in %.3fs",
-                         len(writes), time.perf_counter() - started)
+                         written, time.perf_counter() - started)
         if failed:
             await asyncio.sleep(1)  # back off before retrying the failed writes
             self.poke()
@@ -241,6 +249,7 @@ class Reconciler:
             if not self._reasons[before]:
                 del self._reasons[before]
         if labels is not None:
+            labels = self._labels.setdefault(labels, labels)  # a few distinct pairs, shared
             self._reason_of[ref] = labels
             self._reasons[labels] += 1
 
