@@ -61,6 +61,7 @@ def test_a_write_is_not_repeated_until_the_watch_shows_something_else() -> None:
     async def passes() -> None:
         store.put("Contact", body("alice", "alice@example.com"))
         await reconciler.reconcile_once()
+        await reconciler.events_posted()
         assert len(kube.patches) == 1 and len(kube.events) == 1
         written = kube.patches[0][1]["status"]
         assert [c["key"] for c in written["claims"]] == ["email"]
@@ -68,6 +69,7 @@ def test_a_write_is_not_repeated_until_the_watch_shows_something_else() -> None:
 
         reconciler.mark({ref})  # re-planned before the watch echoed the write
         await reconciler.reconcile_once()
+        await reconciler.events_posted()
         assert len(kube.patches) == 1 and len(kube.events) == 1
 
         store.put("Contact", body("alice", "alice@example.com", {
@@ -209,6 +211,38 @@ def test_a_pass_writes_each_chunk_before_planning_the_next(
     asyncio.run(passes())
     assert written_before_planning == [0, 2, 4]
     assert len(kube.patches) == 5
+
+
+class SlowEventsKube(RecordingKube):
+    """Status writes land at once; Events wait until ``posting`` is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.posting = asyncio.Event()
+
+    async def post_event(self, ref: ObjectRef, uid: str, type_: str, reason: str,
+                         message: str) -> None:
+        await self.posting.wait()
+        await super().post_event(ref, uid, type_, reason, message)
+
+
+def test_a_pass_ends_when_its_status_writes_land_not_its_events() -> None:
+    # Under a burst, the next change waits for the pass before it: not for its Events.
+    kube, store = SlowEventsKube(), Store(SETTINGS)
+    reconciler = Reconciler(store, SETTINGS, kube)  # type: ignore[arg-type]
+    store.listen(reconciler.on_change)
+    for kind in KINDS:
+        store.mark_listed(kind)
+
+    async def passes() -> None:
+        store.put("Contact", body("alice", "alice@example.com"))
+        await asyncio.wait_for(reconciler.reconcile_once(), 5)
+        assert len(kube.patches) == 1 and kube.events == []
+        kube.posting.set()
+        await reconciler.events_posted()
+        assert kube.events == [(ObjectRef("Contact", "a", "alice"), "Accepted")]
+
+    asyncio.run(passes())
 
 
 class FailingOnceKube(RecordingKube):

@@ -39,6 +39,10 @@ PLAN_CHUNK = 1000
 # the loop (or fill the log), and a passing one is retried soon.
 PLAN_RETRY_SECONDS = 1.0
 PLAN_RETRY_MAX = 300.0
+# Events (a courtesy) are posted beside the pass, not in it: a pass ends once its
+# status writes land, so a change that arrives meanwhile waits for no Event. At most
+# this many are pending; a write that would add another waits for a slot.
+EVENTS_PENDING = 64
 
 
 class Reconciler:
@@ -76,6 +80,8 @@ class Reconciler:
         self._unlanded: dict[ObjectRef, tuple[dict[str, Any], str]] = {}
         # Refs whose planning raised -> failures in a row (for the retry delay).
         self._plan_failures: dict[ObjectRef, int] = {}
+        self._event_slots = asyncio.Semaphore(EVENTS_PENDING)
+        self._events: set[asyncio.Task[None]] = set()
 
     # ------------------------------------------------------------ changes in
 
@@ -117,6 +123,18 @@ class Reconciler:
     # ------------------------------------------------------------ the loop
 
     async def run(self) -> None:
+        try:
+            await self._run()
+        finally:
+            for task in self._events:
+                task.cancel()
+
+    async def events_posted(self) -> None:
+        """Wait for the Events posted so far (tests; the loop never waits for them)."""
+        while self._events:
+            await asyncio.gather(*self._events, return_exceptions=True)
+
+    async def _run(self) -> None:
         await self.synced.wait()
         logger.info("indexes are complete; reconciling all contacts, bots and groups")
         while True:
@@ -275,7 +293,16 @@ class Reconciler:
         if not written:
             return
         if write.event is not None:
-            type_, reason, message = write.event
-            await self.kube.post_event(write.ref, write.uid, type_, reason, message)
+            type_, reason, _ = write.event
             logger.info("%s: Ready is now %s (%s)", write.ref,
                         "True" if type_ == "Normal" else "False", reason)
+            await self._event_slots.acquire()
+            task = asyncio.create_task(self._post_event(write.ref, write.uid, write.event))
+            self._events.add(task)
+            task.add_done_callback(self._events.discard)
+
+    async def _post_event(self, ref: ObjectRef, uid: str, event: tuple[str, str, str]) -> None:
+        try:
+            await self.kube.post_event(ref, uid, *event)
+        finally:
+            self._event_slots.release()
