@@ -31,9 +31,10 @@ from alert_contacts.settings import Settings
 
 logger = logging.getLogger(__name__)
 
-# Refs planned, then written, between two yields to the event loop (about 50 ms
-# of planning; the writes of one chunk are all that a pass holds at a time).
-PLAN_CHUNK = 1000
+# Refs planned, then written, between two yields to the event loop (10-20 ms of
+# planning, which an admission request may wait for; the writes of one chunk are
+# all that a pass holds at a time).
+PLAN_CHUNK = 250
 # A ref whose planning raised is planned again after this long, doubled for each
 # failure in a row up to PLAN_RETRY_MAX: a bug that fails every time must not spin
 # the loop (or fill the log), and a passing one is retried soon.
