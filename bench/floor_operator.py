@@ -2,7 +2,8 @@
 mark every new Contact Ready (and, with ``--webhook``, a validating webhook that
 admits everything). No uniqueness, no quota: the cost of kopf and the API alone.
 
-    KUBECONFIG=... python -m bench.floor_operator [--webhook] [--webhook-config-name NAME]
+    KUBECONFIG=... python -m bench.floor_operator [--webhook | --webhook-only]
+                                                  [--webhook-config-name NAME]
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ import kopf
 from alert_contacts.domain.types import GROUP, VERSION
 from alert_contacts.runtime.certs import write_self_signed
 
-ARGS = argparse.Namespace(webhook=False, webhook_config_name="alert-contacts-floor.dev")
+ARGS = argparse.Namespace(webhook=False, webhook_only=False,
+                          webhook_config_name="alert-contacts-floor.dev")
 
 
 @kopf.on.startup()
@@ -35,7 +37,6 @@ async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
         settings.admission.managed = ARGS.webhook_config_name
 
 
-@kopf.on.create(GROUP, VERSION, "contacts")
 async def mark_ready(meta: kopf.Meta, patch: kopf.Patch, **_: Any) -> None:
     now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     patch.status["observedGeneration"] = meta.get("generation")
@@ -53,8 +54,14 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--webhook", action="store_true")
     parser.add_argument("--webhook-config-name", default=ARGS.webhook_config_name)
+    parser.add_argument("--webhook-only", action="store_true",
+                        help="no handler marking Contacts Ready (and no watch): the "
+                             "admission baseline in a cluster that already holds many")
     parser.parse_args(namespace=ARGS)
     logging.basicConfig(level=logging.WARNING)
+    if not ARGS.webhook_only:
+        kopf.on.create(GROUP, VERSION, "contacts")(mark_ready)
+    ARGS.webhook = ARGS.webhook or ARGS.webhook_only
     if ARGS.webhook:
         kopf.on.validate(GROUP, VERSION, "contacts", id="floor", operations=["CREATE", "UPDATE"])(
             admit_everything
