@@ -45,8 +45,9 @@ def body(name: str, email: str, status: dict[str, Any] | None = None,
     }
 
 
-def listening() -> tuple[Store, Reconciler, RecordingKube]:
-    kube, store = RecordingKube(), Store(SETTINGS)
+def listening(kube: RecordingKube | None = None) -> tuple[Store, Reconciler, Any]:
+    """A reconciler listening to a synced store, writing through ``kube``."""
+    kube, store = kube or RecordingKube(), Store(SETTINGS)
     reconciler = Reconciler(store, SETTINGS, kube)  # type: ignore[arg-type]
     store.listen(reconciler.on_change)
     for kind in KINDS:
@@ -228,11 +229,7 @@ class SlowEventsKube(RecordingKube):
 
 def test_a_pass_ends_when_its_status_writes_land_not_its_events() -> None:
     # Under a burst, the next change waits for the pass before it: not for its Events.
-    kube, store = SlowEventsKube(), Store(SETTINGS)
-    reconciler = Reconciler(store, SETTINGS, kube)  # type: ignore[arg-type]
-    store.listen(reconciler.on_change)
-    for kind in KINDS:
-        store.mark_listed(kind)
+    store, reconciler, kube = listening(SlowEventsKube())
 
     async def passes() -> None:
         store.put("Contact", body("alice", "alice@example.com"))
@@ -261,11 +258,7 @@ class FailingOnceKube(RecordingKube):
 
 
 def failing_once(fail: set[str], error: Exception) -> tuple[Store, Reconciler, FailingOnceKube]:
-    kube, store = FailingOnceKube(fail, error), Store(SETTINGS)
-    reconciler = Reconciler(store, SETTINGS, kube)  # type: ignore[arg-type]
-    store.listen(reconciler.on_change)
-    for kind in KINDS:
-        store.mark_listed(kind)
+    store, reconciler, kube = listening(FailingOnceKube(fail, error))
     return store, reconciler, kube
 
 

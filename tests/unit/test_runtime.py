@@ -155,6 +155,15 @@ def listening_reconciler(monkeypatch: pytest.MonkeyPatch) -> tuple[Store, Reconc
     return store, r, clock
 
 
+async def four_contacts_until_written(store: Store, r: Reconciler, kube: SlowKube) -> None:
+    """Run the loop over four new Contacts until the last one's write."""
+    loop = asyncio.create_task(r.run())
+    for i in range(4):
+        store.put("Contact", contact(f"c{i}"))
+    await asyncio.wait_for(kube.written.wait(), 5)
+    loop.cancel()
+
+
 def test_a_long_pass_that_keeps_writing_is_no_stall(monkeypatch: pytest.MonkeyPatch) -> None:
     # Four writes of 40 s each (an upgrade rewriting every status at the API's write
     # rate, say): 160 s of pass while the echoes of its first writes wait for the next.
@@ -162,14 +171,7 @@ def test_a_long_pass_that_keeps_writing_is_no_stall(monkeypatch: pytest.MonkeyPa
     kube = SlowKube(store, clock, r, seconds=40)
     r.kube = kube  # type: ignore[assignment]
 
-    async def scenario() -> None:
-        loop = asyncio.create_task(r.run())
-        for i in range(4):
-            store.put("Contact", contact(f"c{i}"))
-        await asyncio.wait_for(kube.written.wait(), 5)
-        loop.cancel()
-
-    asyncio.run(scenario())
+    asyncio.run(four_contacts_until_written(store, r, kube))
     assert max(kube.stalled) <= 40 < STALL_LIMIT_SECONDS
 
 
@@ -191,12 +193,5 @@ def test_a_long_first_pass_that_keeps_planning_is_no_stall(
 
     monkeypatch.setattr(r, "plan", slow_plan)
 
-    async def scenario() -> None:
-        loop = asyncio.create_task(r.run())
-        for i in range(4):
-            store.put("Contact", contact(f"c{i}"))
-        await asyncio.wait_for(kube.written.wait(), 5)
-        loop.cancel()
-
-    asyncio.run(scenario())
+    asyncio.run(four_contacts_until_written(store, r, kube))
     assert max(stalled) <= 40 < STALL_LIMIT_SECONDS
