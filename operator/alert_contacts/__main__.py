@@ -9,6 +9,7 @@ import kopf
 
 from alert_contacts.runtime import logs
 from alert_contacts.runtime.options import RunOptions, parse
+from alert_contacts.runtime.shutdown import Shutdown
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -22,11 +23,13 @@ def main(argv: list[str] | None = None) -> None:
     if options.webhook != "none":
         import alert_contacts.handlers.admission  # noqa: F401
 
+    shutdown = Shutdown()  # SIGTERM drains the webhook first (runtime/shutdown.py)
     kopf.run(
         clusterwide=True,
         standalone=True,  # no kopf peering: a Lease elects the writer (runtime/lease.py)
         # /healthz is served by runtime/health.py (handlers/startup.py starts it).
-        memo=kopf.Memo(options=options),
+        memo=kopf.Memo(options=options, shutdown=shutdown),
+        stop_flag=shutdown.stop_flag,
     )
 
 

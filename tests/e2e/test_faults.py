@@ -10,9 +10,14 @@ The session's own operator steps aside for each test.
 
 from __future__ import annotations
 
+import base64
 import datetime
+import http.client
 import json
+import signal
+import ssl
 import statistics
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -22,6 +27,7 @@ from typing import Any
 import pytest
 from kubernetes.client.exceptions import ApiException
 
+from alert_contacts.domain.types import GROUP, VERSION
 from alert_contacts.runtime.leaderlabel import LEADER_LABEL
 from tests.e2e.harness import (
     Cluster,
@@ -35,6 +41,7 @@ from tests.e2e.harness import (
     pod_label,
     ready_reason,
     replicas,
+    running_operator,
     unique_email,
     violations,
     wait_converged,
@@ -205,6 +212,65 @@ def test_rolling_restart_while_applying_loses_no_apply(
             wait_for_condition(cluster, "Contact", namespace, name, "Ready", "True", timeout=30)
         wait_converged(cluster, timeout=30)
     print(f"\nrolling restart: {len(applied)} applies, {len(failures)} failed")
+
+
+def test_sigterm_drains_the_webhook_before_it_stops(
+    cluster: Cluster, namespace: str, session_operator_aside: None, tmp_path: Path
+) -> None:
+    """A request on a kept-alive connection right after SIGTERM is answered, with
+    ``Connection: close``; then the process exits cleanly (runtime/shutdown.py),
+    and removes the key of its self-signed webhook certificate.
+
+    This is the API server's view of a terminating replica: its connection is
+    already open, and kube-proxy keeps it going to this process.
+    """
+    review = json.dumps({
+        "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+        "request": {
+            "uid": "sigterm-drain", "operation": "CREATE", "dryRun": True,
+            "kind": {"group": GROUP, "version": VERSION, "kind": "Contact"},
+            "resource": {"group": GROUP, "version": VERSION, "resource": "contacts"},
+            "namespace": namespace, "name": "drained", "userInfo": {"username": "e2e"},
+            "object": json.loads(manifest("Contact", namespace, "drained",
+                                          {"email": unique_email("drained")})),
+        },
+    })
+
+    def admit(conn: http.client.HTTPSConnection, path: str) -> tuple[bool, str | None]:
+        conn.request("POST", path, body=review, headers={"Content-Type": "application/json"})
+        resp = conn.getresponse()
+        answer = json.loads(resp.read())
+        assert resp.status == 200, answer
+        return bool(answer["response"]["allowed"]), resp.getheader("Connection")
+
+    def cert_dirs() -> set[Path]:
+        return set(Path(tempfile.gettempdir()).glob("alert-contacts-webhook-*"))
+
+    before = cert_dirs()
+    with running_operator(cluster, tmp_path / "operator.log") as op:
+        assert op.proc is not None
+        assert len(cert_dirs() - before) == 1
+        config = json.loads(cluster.kubectl(
+            "get", "validatingwebhookconfiguration", op.webhook_config, "-o", "json").stdout)
+        client_config = config["webhooks"][0]["clientConfig"]
+        url = client_config["url"].removeprefix("https://")
+        hostport, _, path = url.partition("/")
+        host, _, port = hostport.partition(":")
+        context = ssl.create_default_context(
+            cadata=base64.b64decode(client_config["caBundle"]).decode())
+        conn = http.client.HTTPSConnection(host, int(port), context=context, timeout=10)
+        try:
+            assert admit(conn, f"/{path}") == (True, None)  # kept alive
+
+            op.proc.send_signal(signal.SIGTERM)
+            wait_until("the operator to start draining", lambda: b"SIGTERM: answering admission"
+                       in (tmp_path / "operator.log").read_bytes(), timeout=10, interval=0.02)
+            # The same connection, after SIGTERM: answered, then closed by the client.
+            assert admit(conn, f"/{path}") == (True, "close")
+        finally:
+            conn.close()
+        assert op.proc.wait(timeout=30) == 0, op.tail()
+    assert cert_dirs() - before == set()
 
 
 def control_plane_outage(

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -29,23 +30,25 @@ from alert_contacts.runtime.kube import Kube, load_client
 from alert_contacts.runtime.lease import leader_election
 from alert_contacts.runtime.options import RunOptions
 from alert_contacts.runtime.reconciler import Reconciler
+from alert_contacts.runtime.shutdown import DrainingWebhookServer, Shutdown
 from alert_contacts.runtime.store import Store
 from alert_contacts.runtime.watch import start_watches
 
 logger = logging.getLogger(__name__)
 
 
-def _webhook_server(options: RunOptions) -> kopf.WebhookServer:
+def _webhook_server(options: RunOptions, cert_dir: Path | None) -> DrainingWebhookServer:
+    """The webhook server; in local mode its self-signed certificate goes to ``cert_dir``."""
     if options.webhook == "service":
         assert options.webhook_cert_dir is not None  # enforced by options.parse
-        return kopf.WebhookServer(
+        return DrainingWebhookServer(
             addr="0.0.0.0", port=options.webhook_port,
             certfile=options.webhook_cert_dir / "tls.crt",
             pkeyfile=options.webhook_cert_dir / "tls.key",
         )
-    cert_dir = Path(tempfile.mkdtemp(prefix="alert-contacts-webhook-"))
+    assert cert_dir is not None
     ca = write_self_signed(cert_dir, ["127.0.0.1", "localhost", *options.webhook_hostnames])
-    return kopf.WebhookServer(
+    return DrainingWebhookServer(
         addr="127.0.0.1", host="127.0.0.1", port=options.webhook_port or None,
         certfile=cert_dir / "tls.crt", pkeyfile=cert_dir / "tls.key", cafile=ca,
     )
@@ -58,10 +61,15 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     # kopf posts Kubernetes Events for its own per-object log lines; ours are
     # posted on Ready transitions only, so keep kopf's to real problems.
     settings.posting.level = logging.WARNING
+    shutdown: Shutdown = memo.shutdown
+    memo.webhook_cert_dir = None
+    if options.webhook == "local":  # a key for this run only, removed on cleanup
+        memo.webhook_cert_dir = Path(tempfile.mkdtemp(prefix="alert-contacts-webhook-"))
+        settings.admission.managed = options.webhook_config_name
     if options.webhook != "none":
-        settings.admission.server = _webhook_server(options)
-        if options.webhook == "local":
-            settings.admission.managed = options.webhook_config_name
+        shutdown.server = _webhook_server(options, memo.webhook_cert_dir)
+        settings.admission.server = shutdown.server
+    shutdown.install_after_kopf()
     if options.metrics_port:
         metrics.serve(options.metrics_port)
 
@@ -118,3 +126,5 @@ async def stop(memo: kopf.Memo, **_: Any) -> None:
         await memo.elector.stop()
     kube: Kube = memo.kube
     await kube.close()
+    if memo.webhook_cert_dir is not None:
+        shutil.rmtree(memo.webhook_cert_dir, ignore_errors=True)
