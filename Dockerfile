@@ -29,14 +29,14 @@ WORKDIR /src
 # stays out of it, about 200 MB (tests/e2e/test_image.py runs the result as the
 # chart does):
 # - pip and setuptools: build tools;
-# - the sync Kubernetes client (kubernetes): only the kubectl plugin imports it,
-#   and the plugin runs on a person's machine, not in this image; the operator
-#   talks to the API with kubernetes_asyncio and kopf logs in with pykube-ng;
+# - the asyncio variant of the Kubernetes client (kubernetes/aio): the operator
+#   uses only the library's configuration loaders, with its own aiohttp session;
 # - the data of phonenumbers' geocoder, carrier and time-zone modules: the
 #   operator only parses and validates numbers;
 # - the sources of the generated Kubernetes API client (its models and API
-#   classes, mostly docstrings), kept as bytecode next to where the sources
-#   were: a traceback through them names the file and line, without the text.
+#   classes, mostly docstrings; the operator uses only its configuration
+#   loaders), kept as bytecode next to where the sources were: a traceback
+#   through them names the file and line, without the text.
 COPY pyproject.toml ./
 RUN --mount=type=secret,id=extra-ca \
     set -eu; \
@@ -53,8 +53,8 @@ print("\n".join(p["project"]["dependencies"] + p["build-system"]["requires"]))' 
     rm -f /tmp/pip-ca.pem /tmp/requirements.txt; \
     site="$(/opt/venv/bin/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')"; \
     rm -rf "$site/phonenumbers/geodata" "$site/phonenumbers/carrierdata" \
-        "$site/phonenumbers/tzdata"; \
-    generated="$site/kubernetes_asyncio/client"; \
+        "$site/phonenumbers/tzdata" "$site/kubernetes/aio"; \
+    generated="$site/kubernetes/client"; \
     /opt/venv/bin/python -m compileall -q -b -j 0 "$generated"; \
     find "$generated" -name '*.py' -delete; \
     find "$generated" -name __pycache__ -prune -exec rm -rf {} +
@@ -62,9 +62,10 @@ print("\n".join(p["project"]["dependencies"] + p["build-system"]["requires"]))' 
 COPY README.md ./
 COPY operator/ operator/
 RUN /opt/venv/bin/pip install --quiet --no-deps --no-build-isolation --no-index . \
-    && /opt/venv/bin/pip uninstall --quiet --yes kubernetes pip setuptools \
+    && /opt/venv/bin/pip uninstall --quiet --yes pip setuptools \
     && /opt/venv/bin/python -c 'import alert_contacts.__main__, alert_contacts.handlers, \
-kubernetes_asyncio, phonenumbers; phonenumbers.parse("+8613800138000")'
+kubernetes.client, phonenumbers; kubernetes.client.Configuration(); \
+phonenumbers.parse("+8613800138000")'
 
 FROM ${PYTHON_IMAGE}
 RUN groupadd --system --gid 10001 alert-contacts \

@@ -8,13 +8,13 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import kubernetes_asyncio.client as k8s_client
+import kubernetes.client
 import pytest
 from aiohttp import web
 
 from alert_contacts.domain.types import ObjectRef
 from alert_contacts.runtime import kube as kube_module
-from alert_contacts.runtime.kube import FIELD_MANAGER, ApiError, Fenced, Kube
+from alert_contacts.runtime.kube import FIELD_MANAGER, ApiError, Client, Fenced, Kube
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -28,9 +28,9 @@ def with_server(handler: Handler, test: Callable[[Kube], Awaitable[None]]) -> No
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()
         port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        configuration = k8s_client.Configuration(host=f"http://127.0.0.1:{port}")
+        configuration = kubernetes.client.Configuration(host=f"http://127.0.0.1:{port}")
         configuration.api_key = {"BearerToken": "Bearer test-token"}
-        kube = Kube(k8s_client.ApiClient(configuration))
+        kube = Kube(Client(configuration))
         try:
             await test(kube)
         finally:
@@ -47,6 +47,7 @@ def test_status_is_merge_patched_under_the_operators_field_manager() -> None:
         seen.append({"method": request.method, "path": request.path,
                      "query": dict(request.query), "type": request.content_type,
                      "auth": request.headers.get("Authorization"),
+                     "agent": request.headers.get("User-Agent"),
                      "body": await request.json()})
         if "gone" in request.path:
             return web.json_response({"kind": "Status", "code": 404}, status=404)
@@ -62,7 +63,8 @@ def test_status_is_merge_patched_under_the_operators_field_manager() -> None:
         "method": "PATCH",
         "path": "/apis/alerting.contacts.dev/v1alpha1/namespaces/a/contacts/alice/status",
         "query": {"fieldManager": FIELD_MANAGER}, "type": "application/merge-patch+json",
-        "auth": "Bearer test-token", "body": {"status": {"observedGeneration": 2}},
+        "auth": "Bearer test-token", "agent": "alert-contacts-operator",
+        "body": {"status": {"observedGeneration": 2}},
     }
 
 
@@ -146,6 +148,25 @@ def test_a_status_writes_timeout_ends_with_its_budget() -> None:
         with pytest.raises(TimeoutError):
             await kube.patch_status(ObjectRef("Contact", "a", "alice"), {}, budget=lambda: 0.2)
         assert time.monotonic() - started < 2  # not REQUEST_TIMEOUT's 30 s read
+        answer.set()
+
+    with_server(handler, test)
+
+
+def test_a_request_timeout_in_seconds_bounds_the_whole_request() -> None:
+    # As the Lease calls give it: one number, the whole request's limit.
+    answer = asyncio.Event()
+
+    async def handler(request: web.Request) -> web.Response:
+        await answer.wait()
+        return web.json_response({"kind": "Lease"})
+
+    async def test(kube: Kube) -> None:
+        started = time.monotonic()
+        with pytest.raises(TimeoutError):
+            await kube.request("GET", "/apis/coordination.k8s.io/v1/namespaces/a/leases/x",
+                               request_timeout=0.2)
+        assert time.monotonic() - started < 2
         answer.set()
 
     with_server(handler, test)

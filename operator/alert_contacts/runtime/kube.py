@@ -4,15 +4,15 @@ kopf serves admission, probes and startup/cleanup; the bulk of the traffic
 (watching every Contact, DingTalkBot, ContactGroup and Secret, and
 writing statuses) goes through this one asynchronous client.
 
-Why ``kubernetes_asyncio`` and raw JSON: it loads kubeconfig (client
-certificates, tokens, exec plugins) and the in-cluster service account
-(re-reading the projected token as it rotates), and sends requests over one
-aiohttp connection pool; no thread pool caps the number of requests in
-flight, as ``asyncio.to_thread`` around the synchronous client did. Its
-generated models are not used: ``call_api(..., _preload_content=False)``
-returns the aiohttp response, which is read as JSON (a LIST of 50,000
-objects never becomes 50,000 model instances). ``request`` is the generic
-entry point for any other API call the operator needs (a Lease, say).
+How: the ``kubernetes`` package loads the configuration, exactly as kopf and
+the kubectl plugin do (kubeconfig with client certificates, tokens and exec
+plugins; in cluster, the ServiceAccount token, re-read as it rotates), and
+requests go over one aiohttp connection pool as raw JSON: no thread pool caps
+the requests in flight, and a LIST of 50,000 objects never becomes 50,000
+model instances. That package loads its generated models lazily, so they cost
+nothing here; ``kubernetes_asyncio`` imported all of its models (about 30 MB
+of the operator's memory) and is not used. ``request`` is the generic entry
+point for any API call the operator needs (a Lease, say).
 """
 
 from __future__ import annotations
@@ -24,19 +24,21 @@ import json
 import logging
 import math
 import os
+import ssl
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping
 from typing import Any
+from urllib.parse import urlencode
 
 import aiohttp
-import kubernetes_asyncio.client as k8s_client
-import kubernetes_asyncio.config as k8s_config
+import kubernetes.client
+import kubernetes.config
 
 from alert_contacts.domain.types import GROUP, VERSION, ObjectRef
 
 logger = logging.getLogger(__name__)
 
 # (connect, read) seconds: a hung connection must fail a write, not stall the loop.
-REQUEST_TIMEOUT = (5, 30)
+REQUEST_TIMEOUT = (5.0, 30.0)
 PLURALS = {"Contact": "contacts", "DingTalkBot": "dingtalkbots", "ContactGroup": "contactgroups"}
 COMPONENT = "alert-contacts-operator"
 # Every write names the operator, so managedFields say who set the status.
@@ -64,31 +66,78 @@ class Fenced(Exception):
     """A write not sent: this replica's time to write (its leadership) ran out first."""
 
 
-def write_timeout(budget: float) -> Any:
+# A request's time limit: seconds in all, (connect, read) seconds, or aiohttp's own.
+RequestTimeout = float | tuple[float, float] | aiohttp.ClientTimeout
+
+
+def client_timeout(timeout: RequestTimeout) -> aiohttp.ClientTimeout:
+    if isinstance(timeout, aiohttp.ClientTimeout):
+        return timeout
+    if isinstance(timeout, tuple):
+        connect, read = timeout
+        return aiohttp.ClientTimeout(connect=connect, sock_connect=connect, sock_read=read)
+    return aiohttp.ClientTimeout(total=timeout)
+
+
+def write_timeout(budget: float) -> aiohttp.ClientTimeout:
     """``REQUEST_TIMEOUT``, but over within ``budget`` seconds (connect, send and read)."""
-    if math.isinf(budget):
-        return REQUEST_TIMEOUT
     connect, read = REQUEST_TIMEOUT
-    return aiohttp.ClientTimeout(total=budget, connect=connect, sock_connect=connect,
-                                 sock_read=read)
+    return aiohttp.ClientTimeout(total=None if math.isinf(budget) else budget,
+                                 connect=connect, sock_connect=connect, sock_read=read)
 
 
-async def load_client() -> k8s_client.ApiClient:
+class Client:
+    """One aiohttp connection pool to the API server, authenticated as ``configuration`` says."""
+
+    def __init__(self, configuration: kubernetes.client.Configuration) -> None:
+        self.configuration = configuration
+        self.base = str(configuration.host).rstrip("/")
+        context = ssl.create_default_context(cafile=configuration.ssl_ca_cert)
+        if configuration.cert_file:
+            context.load_cert_chain(configuration.cert_file, keyfile=configuration.key_file)
+        if not configuration.verify_ssl:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        self.options: dict[str, Any] = {}
+        if configuration.tls_server_name:
+            self.options["server_hostname"] = configuration.tls_server_name
+        if configuration.proxy:
+            self.options["proxy"] = configuration.proxy
+        self.session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=CONNECTIONS, ssl=context),
+            trust_env=True,  # HTTPS_PROXY / NO_PROXY, as the library's own client honours them
+            # A watch event holds a whole object; etcd's limit is 1.5 MiB.
+            read_bufsize=2**21,
+        )
+
+    def authorization(self) -> str | None:
+        """The Authorization header, refreshed first when it can expire.
+
+        The refresh re-reads an in-cluster token file, or runs a kubeconfig's
+        exec plugin once its token expired (synchronously, as kopf's does).
+        """
+        bearer = self.configuration.auth_settings().get("BearerToken")
+        return str(bearer["value"]) if bearer and bearer.get("value") else None
+
+    async def close(self) -> None:
+        await self.session.close()
+
+
+async def load_client() -> Client:
     """A client for the same cluster kopf talks to: in-cluster, else KUBECONFIG."""
-    configuration = k8s_client.Configuration()
+    configuration = kubernetes.client.Configuration()
     try:
-        k8s_config.load_incluster_config(  # type: ignore[no-untyped-call]
+        kubernetes.config.load_incluster_config(  # type: ignore[no-untyped-call]
             client_configuration=configuration
         )
-    except k8s_config.ConfigException:
-        # The library reads KUBECONFIG when imported; read it now, when it is asked for.
-        await k8s_config.load_kube_config(
-            config_file=os.environ.get("KUBECONFIG"), client_configuration=configuration
+    except kubernetes.config.ConfigException:
+        # An exec plugin may take a while: run the loader off the event loop.
+        await asyncio.to_thread(
+            kubernetes.config.load_kube_config,
+            config_file=os.environ.get("KUBECONFIG"), client_configuration=configuration,
+            persist_config=False,
         )
-    configuration.connection_pool_maxsize = CONNECTIONS
-    api = k8s_client.ApiClient(configuration)
-    api.user_agent = COMPONENT
-    return api
+    return Client(configuration)
 
 
 def describe_error(error: BaseException) -> str:
@@ -128,12 +177,12 @@ class Kube:
     """Asynchronous API access: a generic ``request``, list pages, watch streams,
     status merge patches and Events."""
 
-    def __init__(self, api: k8s_client.ApiClient) -> None:
-        self._api = api
+    def __init__(self, client: Client) -> None:
+        self._client = client
         self._writes = asyncio.Semaphore(WRITES_IN_FLIGHT)
 
     async def close(self) -> None:
-        await self._api.close()
+        await self._client.close()
 
     async def _call(
         self,
@@ -142,18 +191,20 @@ class Kube:
         query: Mapping[str, Any] | None,
         body: Any,
         content_type: str,
-        request_timeout: Any,
+        request_timeout: RequestTimeout,
     ) -> aiohttp.ClientResponse:
-        response: aiohttp.ClientResponse = await self._api.call_api(
-            path, method,
-            query_params=list((query or {}).items()),
-            header_params={"Content-Type": content_type, "Accept": "application/json"},
-            body=body,
-            auth_settings=["BearerToken"],
-            _preload_content=False,
-            _request_timeout=request_timeout,
+        url = self._client.base + path
+        if query:
+            url += "?" + urlencode(list(query.items()))
+        headers = {"Content-Type": content_type, "Accept": "application/json",
+                   "User-Agent": COMPONENT}
+        authorization = self._client.authorization()
+        if authorization:
+            headers["Authorization"] = authorization
+        return await self._client.session.request(
+            method, url, headers=headers, timeout=client_timeout(request_timeout),
+            data=None if body is None else json.dumps(body), **self._client.options,
         )
-        return response
 
     async def request(
         self,
@@ -163,7 +214,7 @@ class Kube:
         query: Mapping[str, Any] | None = None,
         body: Any = None,
         content_type: str = "application/json",
-        request_timeout: Any = REQUEST_TIMEOUT,
+        request_timeout: RequestTimeout = REQUEST_TIMEOUT,
     ) -> Any:
         """Any API call: the parsed JSON answer, or ``ApiError`` for a non-2xx one.
 
