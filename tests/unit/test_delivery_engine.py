@@ -13,10 +13,12 @@ from zoneinfo import ZoneInfo
 from alert_contacts.domain.alerts import parse_notification
 from alert_contacts.domain.delivery import BotTarget
 from alert_contacts.domain.dingtalk import DingTalkMessage
+from alert_contacts.domain.engine import engine_of
 from alert_contacts.domain.outcome import SendOutcome
 from alert_contacts.domain.records import record_of
 from alert_contacts.domain.types import ObjectRef
 from alert_contacts.runtime.delivery import DeliveryEngine, MailConfig, RobotQueue
+from alert_contacts.settings import Settings
 
 URL_A = "https://oapi.dingtalk.com/robot/send?access_token=" + "a" * 64
 URL_B = "https://oapi.dingtalk.com/robot/send?access_token=" + "b" * 64
@@ -101,11 +103,17 @@ def cluster(bots: tuple[str, ...] = ("a",)) -> View:
     return view
 
 
+# For engines whose tests send no system notices: an empty quota order.
+NO_NOTICES = engine_of(Settings(), [])
+
+
 def engine(view: View, dingtalk: FakeDingTalk, mail: FakeMail | None = None,
            kube: FakeKube | None = None, budget: float = 5.0, quota: int = 100) -> DeliveryEngine:
+    # The quota order as the reconciler's decision engine keeps it for the same objects.
+    order = engine_of(Settings(quota=quota), [*view.contacts.values(), *view.bots.values()])
     return DeliveryEngine(view, dingtalk, MailConfig(mail, "am@example.com") if mail else None,
                           kube or FakeKube(), ZoneInfo("Asia/Shanghai"), quota=quota,
-                          budget=budget)
+                          quota_order=order, budget=budget)
 
 
 def run(main: Callable[[], Coroutine[Any, Any, None]]) -> None:
@@ -268,6 +276,22 @@ def test_system_notices_go_once_an_hour_and_not_without_smtp() -> None:
     assert len(dingtalk.sent) == 1  # the bot of alice's group
 
 
+def test_objects_beyond_the_quota_get_notices_from_the_quota_order() -> None:
+    # Every status in the view still says Ready (the reconciler has not written
+    # yet); the decision engine's order says who is beyond a quota of 1.
+    view, dingtalk, mail = cluster(), FakeDingTalk(), FakeMail()
+
+    async def main() -> None:
+        subject = engine(view, dingtalk, mail, quota=1)
+        waiting = subject.quota_order.waiting(1)
+        assert waiting is not None
+        sent = await subject.notices_once()
+        assert sorted(n.key for n in sent) == [
+            "held:" + f"{waiting.kind}/{waiting.namespace}/{waiting.name}", "quota"]
+    run(main)
+    assert "(1/1)" in str(mail.sent[0]["Subject"])
+
+
 def test_a_replica_that_is_not_the_leader_sends_no_tests_or_notices() -> None:
     view, dingtalk, mail = cluster(), FakeDingTalk(), FakeMail()
 
@@ -350,7 +374,7 @@ def test_a_repeat_interval_reminder_after_the_dedup_window_is_delivered() -> Non
 
     async def main() -> None:
         subject = DeliveryEngine(cluster(), dingtalk, None, FakeKube(), ZoneInfo("Asia/Shanghai"),
-                                 quota=100, budget=5.0, clock=clock)
+                                 quota=100, quota_order=NO_NOTICES, budget=5.0, clock=clock)
         assert (await subject.deliver("team", "sre", parse_notification(payload()))).status == 200
         clock.now += 60  # Alertmanager's retry: a duplicate
         again = await subject.deliver("team", "sre", parse_notification(payload()))
@@ -359,8 +383,8 @@ def test_a_repeat_interval_reminder_after_the_dedup_window_is_delivered() -> Non
         reminder = await subject.deliver("team", "sre", parse_notification(payload()))
         assert "delivered" in reminder.summary, reminder.summary
         short = DeliveryEngine(cluster(), FakeDingTalk(), None, FakeKube(),
-                               ZoneInfo("Asia/Shanghai"), quota=100, clock=clock,
-                               dedup_window=30.0)
+                               ZoneInfo("Asia/Shanghai"), quota=100, quota_order=NO_NOTICES,
+                               clock=clock, dedup_window=30.0)
         assert short.seen.ttl == 30.0
     run(main)
     assert len(dingtalk.sent) == 2
@@ -450,8 +474,8 @@ def test_a_new_leader_treats_the_rate_window_as_full_at_its_takeover() -> None:
 
     async def main() -> None:
         subject = DeliveryEngine(cluster(), FakeDingTalk(), None, FakeKube(),
-                                 ZoneInfo("Asia/Shanghai"), quota=100, clock=clock,
-                                 leader=lambda: leading[0], unknown_history=True)
+                                 ZoneInfo("Asia/Shanghai"), quota=100, quota_order=NO_NOTICES,
+                                 clock=clock, leader=lambda: leading[0], unknown_history=True)
         assert not subject.is_leader()
         clock.now += 5
         leading[0] = True
@@ -477,7 +501,8 @@ def test_a_replica_that_lost_the_lease_mid_send_writes_no_status() -> None:
 
     async def main() -> None:
         subject = DeliveryEngine(view, dingtalk, None, kube, ZoneInfo("Asia/Shanghai"),
-                                 quota=100, budget=5.0, leader=lambda: leading[0])
+                                 quota=100, quota_order=NO_NOTICES, budget=5.0,
+                                 leader=lambda: leading[0])
         assert subject.request_test(ref, "1", {})
         await asyncio.sleep(0.1)  # the message is on its way
         leading[0] = False
@@ -553,7 +578,7 @@ def test_a_deleted_object_leaves_nothing_behind() -> None:
 
     async def main() -> None:
         subject = DeliveryEngine(view, dingtalk, None, kube, ZoneInfo("Asia/Shanghai"),
-                                 quota=100, budget=5.0, clock=clock)
+                                 quota=100, quota_order=NO_NOTICES, budget=5.0, clock=clock)
         await subject.deliver("team", "sre", parse_notification(payload()))
         await settle()
         subject._answered[bot] = "1"

@@ -6,8 +6,6 @@ from alert_contacts.domain.notices import (
     NoticeThrottle,
     current_notices,
     failed_bots,
-    held_by_quota,
-    quota_used,
     recipients,
 )
 from alert_contacts.domain.records import record_of
@@ -20,24 +18,18 @@ def record(kind: str, name: str, spec: dict, conditions: list, **status: object)
 
 
 IN = [{"type": "WithinQuota", "status": "True"}, {"type": "Ready", "status": "True"}]
-HELD = [{"type": "WithinQuota", "status": "False"},
-        {"type": "Ready", "status": "False", "reason": "QuotaExceeded"}]
 
 
 def test_quota_notice_from_ninety_percent() -> None:
-    objects = [record("Contact", f"c{i}", {}, IN) for i in range(9)]
-    assert quota_used(objects) == 9
     assert [n.key for n in current_notices(9, 10, [], [])] == ["quota"]
     assert current_notices(8, 10, [], []) == []
     assert current_notices(0, 0, [], []) == []
 
 
 def test_held_objects_and_failed_bots_each_get_their_own_notice() -> None:
-    objects = [record("Contact", "late", {}, HELD), record("Contact", "ok", {}, IN)]
     bot = record("DingTalkBot", "b", {}, IN,
                  delivery={"result": "Failed", "reason": "TokenNotFound"})
-    held, failed = held_by_quota(objects), failed_bots([bot])
-    assert held == [ObjectRef("Contact", "n", "late")]
+    held, failed = [ObjectRef("Contact", "n", "late")], failed_bots([bot])
     keys = [n.key for n in current_notices(1, 100, held, failed)]
     assert keys == ["held:Contact/n/late", "bot-failed:n/b:TokenNotFound"]
 

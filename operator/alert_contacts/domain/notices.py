@@ -1,8 +1,9 @@
 """System notices: the operator's own messages to Contacts with ``systemNotifications``.
 
-Which notices are due is a pure function of what the watch shows (quota use,
-objects held by the quota, bots whose last delivery failed for good) and of
-when each was last sent: each notice at most once per condition per hour.
+Which notices are due is a pure function of the quota order as the decision
+engine keeps it (how many objects hold a slot, which wait beyond it), of the
+bots whose last delivery failed for good, and of when each was last sent: each
+notice at most once per condition per hour.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ import html
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from email.message import EmailMessage
-from typing import Any
 
 from alert_contacts.domain.dingtalk import DingTalkMessage
 from alert_contacts.domain.mail import RenderedEmail, build_message
@@ -29,25 +29,6 @@ class Notice:
     key: str
     subject: str
     text: str
-
-
-def _condition(status: Mapping[str, Any], type_: str) -> Mapping[str, Any] | None:
-    conditions = status.get("conditions")
-    for c in conditions if isinstance(conditions, list) else ():
-        if isinstance(c, Mapping) and c.get("type") == type_:
-            return c
-    return None
-
-
-def quota_used(records: Iterable[ObjectRecord]) -> int:
-    """Contacts and bots the reconciler counted within the quota."""
-    return sum(1 for r in records
-               if (c := _condition(r.status, "WithinQuota")) and c.get("status") == "True")
-
-
-def held_by_quota(records: Iterable[ObjectRecord]) -> list[ObjectRef]:
-    return sorted(r.ref for r in records
-                  if (c := _condition(r.status, "Ready")) and c.get("reason") == "QuotaExceeded")
 
 
 def failed_bots(bots: Iterable[ObjectRecord]) -> list[tuple[ObjectRef, str]]:

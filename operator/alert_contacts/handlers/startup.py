@@ -80,7 +80,8 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     memo.leadership, memo.elector = leader_election(options.lease, memo.kube)
     memo.reconciler = Reconciler(store, options.settings, memo.kube, memo.leadership)
     store.listen(memo.reconciler.on_change)
-    memo.delivery = start_delivery(options, store, memo.kube, memo.leadership.is_leader)
+    memo.delivery = start_delivery(options, store, memo.reconciler.engine, memo.kube,
+                                   memo.leadership.is_leader)
     store.listen(memo.delivery.on_change)  # send-test annotations
     try:
         memo.receiver = await start_receiver(options.receiver, memo.delivery)

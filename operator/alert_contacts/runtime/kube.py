@@ -105,7 +105,7 @@ class Client:
             self.options["proxy"] = configuration.proxy
         self.session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=CONNECTIONS, ssl=context),
-            trust_env=True,  # HTTPS_PROXY / NO_PROXY, as the library's own client honours them
+            trust_env=True,  # HTTPS_PROXY and NO_PROXY from the environment apply
             # A watch event holds a whole object; etcd's limit is 1.5 MiB.
             read_bufsize=2**21,
         )
@@ -114,7 +114,8 @@ class Client:
         """The Authorization header, refreshed first when it can expire.
 
         The refresh re-reads an in-cluster token file, or runs a kubeconfig's
-        exec plugin once its token expired (synchronously, as kopf's does).
+        exec plugin once its token expired (on the event loop: it holds the loop
+        for as long as the plugin runs, once per token lifetime).
         """
         bearer = self.configuration.auth_settings().get("BearerToken")
         return str(bearer["value"]) if bearer and bearer.get("value") else None
