@@ -121,6 +121,20 @@ class Process:
                 return int(line.split()[1]) / 1024
         return 0.0
 
+    async def idle(self, window: float = 1.0, busy: float = 0.05) -> bool:
+        """Whether the process used under ``busy`` of a core over the next ``window`` s."""
+
+        def cpu() -> float:
+            # /proc/<pid>/stat after the command's ")": utime and stime are the
+            # 12th and 13th fields, in clock ticks.
+            fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+        self.alive()
+        before = cpu()
+        await asyncio.sleep(window)
+        return cpu() - before < busy * window
+
     def metric(self, name: str) -> float:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics",
                                     timeout=5) as resp:
@@ -434,6 +448,23 @@ def top_of_profile(raw: Path, lines: int = 15) -> list[str]:
     return out
 
 
+def start_profile(pid: int, raw: Path) -> subprocess.Popen[bytes]:
+    """py-spy recording ``pid`` at 50 Hz into ``raw`` until ``stop_profile``."""
+    return subprocess.Popen(
+        [str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(pid),
+         "--rate", "50", "--format", "raw", "--output", str(raw), "--duration", "600",
+         "--nonblocking"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def stop_profile(spy: subprocess.Popen[bytes] | None, raw: Path) -> list[str] | None:
+    if spy is None:
+        return None
+    spy.send_signal(2)  # SIGINT: py-spy writes what it has
+    spy.wait(60)
+    return top_of_profile(raw)
+
+
 async def scale_part(kube: Kube, env: dict[str, str], work: Path, sizes: list[int],
                      quota: int, profile: bool, edits: int, admissions: int
                      ) -> list[dict[str, Any]]:
@@ -457,10 +488,11 @@ async def scale_part(kube: Kube, env: dict[str, str], work: Path, sizes: list[in
         row["settle_s"] = time.perf_counter() - started
 
         # Per watch event: edit one Contact at a time (generation moves: one write).
-        # The pass that wrote the statuses goes on posting their Events for a while.
+        # The pass that wrote the statuses goes on posting their Events for a while
+        # (n of them): the edits start once the operator is idle.
         await wait_for("the settling pass to end", lambda: process.metric(
             "alert_contacts_reconcile_duration_seconds_count") > 0, 3600, 0.5)
-        await asyncio.sleep(2)
+        await wait_for("the settling pass's Events to be posted", process.idle, 3600, 0)
         passes0 = process.metric("alert_contacts_reconcile_duration_seconds_count")
         seconds0 = process.metric("alert_contacts_reconcile_duration_seconds_sum")
         writes0 = process.metric("alert_contacts_status_writes_total")
@@ -493,24 +525,14 @@ async def scale_part(kube: Kube, env: dict[str, str], work: Path, sizes: list[in
         row["list_s"], before = await plain_list(kube, NS_SCALE)
         row["kubectl_s"] = await kubectl_list(env)
         process = Process(ours, work / f"restart-{n}.log", env)
-        spy = None
-        if profile:
-            spy = subprocess.Popen(
-                [str(Path(sys.executable).parent / "py-spy"), "record",
-                 "--pid", str(process.proc.pid), "--rate", "50", "--format", "raw",
-                 "--output", str(work / f"profile-{n}.txt"), "--duration", "600",
-                 "--nonblocking"],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        spy = start_profile(process.proc.pid, work / f"profile-{n}.txt") if profile else None
         row["synced_s"] = await wait_for(
             "the store to be synced", lambda: process.logged("listed every kind"), 900)
         row["synced_in_kopf_s"] = process.seconds_between(
             "alert-contacts operator starting", "listed every kind")
         row["webhook_s"] = row["synced_s"] + await wait_for(
             "our webhook", lambda: our_webhook_answers(kube), 300, 0.05)
-        if spy is not None:
-            spy.send_signal(2)  # SIGINT: py-spy writes what it has
-            spy.wait(60)
-            row["profile"] = top_of_profile(work / f"profile-{n}.txt")
+        row["profile"] = stop_profile(spy, work / f"profile-{n}.txt")
         probe = f"probe-{n}"
         watch = ReadyWatch(kube, NS_SCALE)
         await watch.start()
@@ -521,10 +543,16 @@ async def scale_part(kube: Kube, env: dict[str, str], work: Path, sizes: list[in
         row["rss_mb"] = process.rss_mb()
         _, after = await plain_list(kube, NS_SCALE)
         row["restart_writes"] = sum(1 for name, rv in before.items() if after.get(name) != rv)
+        # Admission in the steady state: after the restart's first pass over every object.
+        await wait_for("the first pass after the restart to end", lambda: process.metric(
+            "alert_contacts_reconcile_duration_seconds_count") > 0, 600, 0.2)
         dry = [contact(f"dry-{n}-{i}", 600_000 + i, NS_SCALE) for i in range(admissions)]
         failed: list[str] = []
+        raw = work / f"profile-admission-{n}.txt"
+        spy = start_profile(process.proc.pid, raw) if profile else None
         row["admission_s"] = p50_p99(await create_all(kube, dry, concurrency=10, dry_run=True,
                                                       failures=failed))
+        row["admission_profile"] = stop_profile(spy, raw)
         row["admission_failed"] = f"{len(failed)}/{len(dry)}" + (
             f" ({collections.Counter(failed).most_common(1)[0][0]})" if failed else "")
         process.stop()
@@ -543,7 +571,7 @@ async def scale_part(kube: Kube, env: dict[str, str], work: Path, sizes: list[in
         await until_done("deleting the probe", lambda: kube.request(
             "DELETE", custom_path("Contact", NS_SCALE, probe)), 600)
         rows.append(row)
-        figures = {k: v for k, v in row.items() if k != "profile"}
+        figures = {k: v for k, v in row.items() if not k.endswith("profile")}
         print(f"  size {n}: done ({json.dumps(figures, default=str)})", flush=True)
     return rows
 
@@ -612,9 +640,12 @@ def report(latency: dict[str, Any], rows: list[dict[str, Any]], ncpu: int) -> No
                   f" per event {ratio(r['event_s'][0], first['event_s'][0])},"
                   f" pass {ratio(r['pass_s'], first['pass_s'])}")
     for r in rows:
-        if "profile" in r:
+        if r.get("profile"):
             print(f"\n== py-spy profile of the operator while syncing {r['n']} contacts ==")
             print("\n".join(r["profile"]))
+        if r.get("admission_profile"):
+            print(f"\n== py-spy profile of the operator admitting at {r['n']} contacts ==")
+            print("\n".join(r["admission_profile"]))
 
 
 async def main_async(args: argparse.Namespace) -> None:
