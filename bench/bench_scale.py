@@ -135,6 +135,10 @@ class Process:
         await asyncio.sleep(window)
         return cpu() - before < busy * window
 
+    def passes(self) -> float:
+        """Reconcile passes the process has finished."""
+        return self.metric("alert_contacts_reconcile_duration_seconds_count")
+
     def metric(self, name: str) -> float:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics",
                                     timeout=5) as resp:
@@ -490,10 +494,9 @@ async def scale_part(kube: Kube, env: dict[str, str], work: Path, sizes: list[in
         # Per watch event: edit one Contact at a time (generation moves: one write).
         # The pass that wrote the statuses goes on posting their Events for a while
         # (n of them): the edits start once the operator is idle.
-        await wait_for("the settling pass to end", lambda: process.metric(
-            "alert_contacts_reconcile_duration_seconds_count") > 0, 3600, 0.5)
+        await wait_for("the settling pass to end", lambda: process.passes() > 0, 3600, 0.5)
         await wait_for("the settling pass's Events to be posted", process.idle, 3600, 0)
-        passes0 = process.metric("alert_contacts_reconcile_duration_seconds_count")
+        passes0 = process.passes()
         seconds0 = process.metric("alert_contacts_reconcile_duration_seconds_sum")
         writes0 = process.metric("alert_contacts_status_writes_total")
         modified0 = watch.modified
@@ -510,7 +513,7 @@ async def scale_part(kube: Kube, env: dict[str, str], work: Path, sizes: list[in
                            0.005)
             per_event.append(watch.ready_at[name] - sent)
         await asyncio.sleep(1)
-        passes = process.metric("alert_contacts_reconcile_duration_seconds_count") - passes0
+        passes = process.passes() - passes0
         row["event_s"] = p50_p99(per_event)
         row["pass_s"] = (process.metric("alert_contacts_reconcile_duration_seconds_sum")
                           - seconds0) / max(passes, 1)
@@ -544,8 +547,8 @@ async def scale_part(kube: Kube, env: dict[str, str], work: Path, sizes: list[in
         _, after = await plain_list(kube, NS_SCALE)
         row["restart_writes"] = sum(1 for name, rv in before.items() if after.get(name) != rv)
         # Admission in the steady state: after the restart's first pass over every object.
-        await wait_for("the first pass after the restart to end", lambda: process.metric(
-            "alert_contacts_reconcile_duration_seconds_count") > 0, 600, 0.2)
+        await wait_for("the first pass after the restart to end",
+                       lambda: process.passes() > 0, 600, 0.2)
         dry = [contact(f"dry-{n}-{i}", 600_000 + i, NS_SCALE) for i in range(admissions)]
         failed: list[str] = []
         raw = work / f"profile-admission-{n}.txt"
