@@ -711,6 +711,50 @@ def test_one_script_or_scripts_written_together_are_fine(email: str) -> None:
     assert validate_contact({"email": email}, CN).valid
 
 
+# ---------------------------------------------------------------- the email fast path
+
+# Addresses mostly well formed, with pieces that take each branch of the fast path
+# and of the full one: special characters before the @, other characters after it,
+# IDNA labels, look-alikes, lengths around the limits.
+_PLAIN = st.sampled_from(["alice", "A.B", "x+y", "o'neil", "~_{|}", "Z9", "a" * 30])
+_SPECIAL = st.sampled_from(['"', " ", "<", ">", "@", "(", "\\", ".", "..", "\u00e9", "e\u0301",
+                            "\u0430", "\u738b", "\uff41", "\u0000", ""])
+_GOOD_LABELS = st.sampled_from(["example", "EXAMPLE", "b\u00fccher", "xn--bcher-kva",
+                                "\u4f8b\u5b50", "x" * 63, "mail-1"])
+_BAD_LABELS = st.sampled_from(["xn--pypal-4ve", "p\u0430ypal", "-a", "a-", "x" * 64, "a_b", "[1",
+                               "a b", "", "\u3002", "\uff0e"])
+_TOP = st.sampled_from(["com", "cn", "\u5e7f\u544a", "test", "localhost", "c0m", "1"])
+
+
+@st.composite
+def _addresses(draw: st.DrawFn) -> str:
+    local = "".join(draw(st.lists(st.one_of(_PLAIN, _PLAIN, _SPECIAL), min_size=1, max_size=4)))
+    labels = draw(st.lists(st.one_of(_GOOD_LABELS, _GOOD_LABELS, _BAD_LABELS), max_size=3))
+    at = draw(st.sampled_from(["@", "@", "@", "@@", "", "\uff20"]))
+    return local + at + ".".join([*labels, draw(_TOP)])
+
+
+@settings(max_examples=1500)
+@given(st.one_of(_addresses(), st.text(max_size=40)))
+def test_the_email_fast_path_agrees_with_the_full_validation(text: str) -> None:
+    from alert_contacts.domain.validation import _normalize_email_fully
+
+    folded = unicodedata.normalize("NFKC", text)
+    assert normalize_email(text) == _normalize_email_fully(text, folded)
+
+
+def test_the_email_length_limit_is_kept_on_the_fast_path() -> None:
+    domain = ".".join(["x" * 63] * 3) + ".com"  # 195 characters
+    fits, too_long = "a" * 58 + "@" + domain, "a" * 59 + "@" + domain
+    assert normalize_email(fits) == fits
+    refused = normalize_email(too_long)
+    assert not isinstance(refused, str) and "too long" in refused.reason
+    # In Unicode 250 octets, with the domain in IDNA ASCII ("xn--bcher-kva") 256.
+    idna = "a" * 110 + "@" + ".".join(["x" * 63, "x" * 63, "b\u00fccher", "com"])
+    refused = normalize_email(idna)
+    assert not isinstance(refused, str) and "converted to IDNA ASCII" in refused.reason
+
+
 # ---------------------------------------------------------------- Secrets of another type
 
 
