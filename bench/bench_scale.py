@@ -7,8 +7,7 @@ Part 1, latency (a near-empty cluster):
   this operator without and with its webhook, against the floor: a do-nothing
   kopf operator on the same CRDs that only marks Contacts Ready
   (``bench/floor_operator.py``), without and with a no-op kopf validating
-  webhook. Admission p50/p99 (server-side dry-run creates, 10 concurrent)
-  against the floor's no-op webhook.
+  webhook. Admission (below), near-empty.
 Part 2, scale (for each size N, settled Contacts; the quota raised above N):
   time from the startup handler until the store is synced, against a plain
   paginated LIST of the same objects by this (running) process; time from
@@ -16,8 +15,12 @@ Part 2, scale (for each size N, settled Contacts; the quota raised above N):
   against ``kubectl get contacts -A -o json`` from its start;
   status writes on a restart (must be 0); RSS; per watch event (an edit of one
   Contact): apply->Ready time, reconcile pass time and status writes;
-  admission p50/p99 with N objects against the floor's no-op webhook, near-empty
-  and in the same cluster of N objects (``floor_operator --webhook-only``).
+  admission (below) with N objects.
+Admission: server-side dry-run creates, 10 concurrent, p50/p99 and the webhook
+  process's CPU per request, for this operator's webhook and the floor's no-op
+  kopf webhook (``floor_operator --webhook-only``) running side by side, each
+  confined to a namespace of its own, in alternating blocks: both see the same
+  API server at the same time.
 
 ``--profile`` records the operator with py-spy while it syncs (at each size)
 and prints the top functions. Creating 50,000 Contacts takes minutes:
@@ -49,11 +52,14 @@ from tests.e2e.conftest import controlplane
 from tests.e2e.harness import REPO, free_port
 
 from alert_contacts.runtime.kube import ApiError, Kube, custom_path, load_client
+from bench.floor_operator import REFUSE_LABEL
 
 NS_LATENCY = "bench-latency"
 NS_SCALE = "bench-scale"
 FLOOR_WEBHOOK = "alert-contacts-floor.dev"
 OURS_WEBHOOK = "alert-contacts-bench.dev"
+# Admission is compared with each webhook confined to a namespace of its own.
+NS_ADMIT = {"ours": "bench-admission-ours", "floor": "bench-admission-floor"}
 MS = 1e3
 # Mobile numbers for the latency part, apart from the scale part's c0..cN.
 SERIAL = itertools.count(1_000_000)
@@ -121,19 +127,19 @@ class Process:
                 return int(line.split()[1]) / 1024
         return 0.0
 
+    def cpu_seconds(self) -> float:
+        """CPU time the process has used (user and system)."""
+        # /proc/<pid>/stat after the command's ")": utime and stime are the
+        # 12th and 13th fields, in clock ticks.
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     async def idle(self, window: float = 1.0, busy: float = 0.05) -> bool:
         """Whether the process used under ``busy`` of a core over the next ``window`` s."""
-
-        def cpu() -> float:
-            # /proc/<pid>/stat after the command's ")": utime and stime are the
-            # 12th and 13th fields, in clock ticks.
-            fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
         self.alive()
-        before = cpu()
+        before = self.cpu_seconds()
         await asyncio.sleep(window)
-        return cpu() - before < busy * window
+        return self.cpu_seconds() - before < busy * window
 
     def passes(self) -> float:
         """Reconcile passes the process has finished."""
@@ -358,8 +364,11 @@ async def apply_to_ready(kube: Kube, watch: ReadyWatch, tag: str, n: int,
 
 
 async def latency_part(kube: Kube, env: dict[str, str], work: Path, quota: int,
-                       sequential: int, burst: int) -> dict[str, Any]:
+                       sequential: int, burst: int, admissions: int
+                       ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """apply->Ready of each variant, and the admission comparison near-empty."""
     results: dict[str, Any] = {}
+    admission: dict[str, Any] = {}
     variants = [
         ("floor", ["bench.floor_operator"], None),
         ("floor+webhook", ["bench.floor_operator", "--webhook",
@@ -381,48 +390,118 @@ async def latency_part(kube: Kube, env: dict[str, str], work: Path, quota: int,
             if webhook == OURS_WEBHOOK:
                 await wait_for("our webhook", lambda: our_webhook_answers(kube), 60, 0.1)
             elif webhook == FLOOR_WEBHOOK:
-                await wait_for("the floor's webhook", lambda: webhook_configured(kube), 60, 0.1)
+                await wait_for("the floor's webhook",
+                               lambda: floor_webhook_answers(kube, NS_LATENCY), 60, 0.1)
             # Warm up (first requests pay for connections and imports).
             await apply_to_ready(kube, watch, f"warm-{len(results)}", 5, 1)
             one = await apply_to_ready(kube, watch, f"seq-{len(results)}", sequential, 1)
             ten = await apply_to_ready(kube, watch, f"burst-{len(results)}", burst, 10)
-            admission: list[float] = []
-            if webhook:
-                dry = [contact(f"dry-{len(results)}-{i}", next(SERIAL), NS_LATENCY)
-                       for i in range(200)]
-                admission = await create_all(kube, dry, concurrency=10, dry_run=True)
-            results[label] = {"one": one, "ten": ten, "admission": admission}
+            results[label] = {"one": one, "ten": ten}
+            if webhook == OURS_WEBHOOK:
+                admission = await compare_admission(
+                    kube, env, work, process, "near-empty", admissions)
         finally:
             process.stop()
             watch.stop()
             if webhook:
                 await drop_webhook(kube, webhook)
             await delete_all(kube, NS_LATENCY)
-    return results
+    return results, admission
 
 
-async def floor_webhook_answers(kube: Kube) -> bool:
-    """The floor's webhook is configured and ours is gone: a dry-run create passes."""
+async def webhook_configured(kube: Kube, name: str) -> bool:
     try:
-        await kube.request("GET", "/apis/admissionregistration.k8s.io/v1/"
-                                  f"validatingwebhookconfigurations/{FLOOR_WEBHOOK}")
-        await kube.request("POST", custom_path("Contact", NS_SCALE), query={"dryRun": "All"},
-                           body=contact("floor-probe", 1, NS_SCALE))
+        await kube.request("GET", webhook_path(name))
     except ApiError:
         return False
     return True
 
 
-async def webhook_configured(kube: Kube) -> bool:
+def admission_probe(ns: str, bad_email: bool = False, label: bool = False) -> dict[str, Any]:
+    """A Contact that our webhook refuses (``bad_email``) or the floor's (``label``)."""
+    body = contact("admission-probe", 800_000, ns)
+    if bad_email:
+        body["spec"]["email"] = "not-an-email"
+    if label:
+        body["metadata"]["labels"] = {REFUSE_LABEL: "yes"}
+    return body
+
+
+async def floor_webhook_answers(kube: Kube, ns: str) -> bool:
+    return "floor" in (await refusal(kube, admission_probe(ns, label=True)) or "")
+
+
+# -- admission: ours against the floor's no-op webhook, side by side --
+
+
+def webhook_path(name: str) -> str:
+    return f"/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations/{name}"
+
+
+async def confine_webhook(kube: Kube, name: str, ns: str) -> None:
+    """Limit a webhook configuration (as kopf made it) to one namespace."""
+    config = await kube.request("GET", webhook_path(name))
+    for hook in config["webhooks"]:
+        hook["namespaceSelector"] = {"matchLabels": {"kubernetes.io/metadata.name": ns}}
+    await kube.request("PUT", webhook_path(name), body=config)
+
+
+async def refusal(kube: Kube, body: dict[str, Any]) -> str | None:
+    """Why a dry-run create of ``body`` is refused; None when it passes."""
     try:
-        await kube.request("GET", "/apis/admissionregistration.k8s.io/v1/"
-                                  f"validatingwebhookconfigurations/{FLOOR_WEBHOOK}")
-    except ApiError:
-        return False
-    # The floor admits everything: a dry-run create that succeeds went through it.
-    await kube.request("POST", custom_path("Contact", NS_LATENCY), query={"dryRun": "All"},
-                       body=contact("floor-probe", 1, NS_LATENCY))
-    return True
+        await kube.request("POST", custom_path("Contact", body["metadata"]["namespace"]),
+                           query={"dryRun": "All"}, body=body)
+    except ApiError as e:
+        return e.message
+    return None
+
+
+async def webhooks_apart(kube: Kube) -> bool:
+    """Each webhook answers in its own namespace, and only there: ours refuses a bad
+    email, the floor a labelled probe."""
+    ours, floor = NS_ADMIT["ours"], NS_ADMIT["floor"]
+    return ("spec.email" in (await refusal(kube, admission_probe(ours, bad_email=True)) or "")
+            and await refusal(kube, admission_probe(floor, bad_email=True)) is None
+            and await floor_webhook_answers(kube, floor)
+            and await refusal(kube, admission_probe(ours, label=True)) is None)
+
+
+async def compare_admission(kube: Kube, env: dict[str, str], work: Path, ours: Process,
+                            tag: str, admissions: int, rounds: int = 5,
+                            profile: Path | None = None) -> dict[str, Any]:
+    """Dry-run creates through our webhook (``ours`` runs with it) and through the
+    floor's no-op webhook, started here beside it, in alternating blocks of
+    ``admissions / rounds``: latencies, refusals, and each process's CPU per request."""
+    floor = Process(["bench.floor_operator", "--webhook-only",
+                     f"--webhook-config-name={FLOOR_WEBHOOK}"],
+                    work / f"floor-admission-{tag}.log", env)
+    result: dict[str, Any] = {who: {"latency": [], "failed": [], "cpu": 0.0}
+                              for who in NS_ADMIT}
+    spy = None
+    try:
+        await wait_for("the floor's webhook configuration",
+                       lambda: webhook_configured(kube, FLOOR_WEBHOOK), 120, 0.1)
+        for who, name in (("ours", OURS_WEBHOOK), ("floor", FLOOR_WEBHOOK)):
+            await confine_webhook(kube, name, NS_ADMIT[who])
+        await wait_for("each webhook to answer in its namespace only",
+                       lambda: webhooks_apart(kube), 60, 0.1)
+        spy = start_profile(ours.proc.pid, profile) if profile else None
+        processes = {"ours": ours, "floor": floor}
+        block = max(1, admissions // rounds)
+        for r in range(rounds):
+            for who in ("ours", "floor") if r % 2 == 0 else ("floor", "ours"):
+                data, process = result[who], processes[who]
+                bodies = [contact(f"dry-{tag}-{r}-{i}", 600_000 + i, NS_ADMIT[who])
+                          for i in range(block)]
+                before = process.cpu_seconds()
+                data["latency"] += await create_all(kube, bodies, concurrency=10,
+                                                    dry_run=True, failures=data["failed"])
+                data["cpu"] += process.cpu_seconds() - before
+    finally:
+        result["profile"] = stop_profile(spy, profile) if profile else None
+        floor.stop()
+        await drop_webhook(kube, FLOOR_WEBHOOK)
+    return result
 
 
 # -- part 2: scale --
@@ -549,32 +628,15 @@ async def scale_part(kube: Kube, env: dict[str, str], work: Path, sizes: list[in
         # Admission in the steady state: after the restart's first pass over every object.
         await wait_for("the first pass after the restart to end",
                        lambda: process.passes() > 0, 600, 0.2)
-        dry = [contact(f"dry-{n}-{i}", 600_000 + i, NS_SCALE) for i in range(admissions)]
-        failed: list[str] = []
-        raw = work / f"profile-admission-{n}.txt"
-        spy = start_profile(process.proc.pid, raw) if profile else None
-        row["admission_s"] = p50_p99(await create_all(kube, dry, concurrency=10, dry_run=True,
-                                                      failures=failed))
-        row["admission_profile"] = stop_profile(spy, raw)
-        row["admission_failed"] = f"{len(failed)}/{len(dry)}" + (
-            f" ({collections.Counter(failed).most_common(1)[0][0]})" if failed else "")
+        row["admission"] = await compare_admission(
+            kube, env, work, process, str(n), admissions,
+            profile=work / f"profile-admission-{n}.txt" if profile else None)
         process.stop()
         await drop_webhook(kube, OURS_WEBHOOK)
-        # The baseline at this size: the API server's own cost of a create grows with
-        # the objects it holds, the same no-op webhook measured in the same cluster.
-        floor = Process(["bench.floor_operator", "--webhook-only",
-                         f"--webhook-config-name={FLOOR_WEBHOOK}"],
-                        work / f"floor-{n}.log", env)
-        await wait_for("the floor's webhook", lambda: floor_webhook_answers(kube), 120, 0.1)
-        dry = [contact(f"dry-floor-{n}-{i}", 600_000 + i, NS_SCALE) for i in range(admissions)]
-        row["floor_admission_s"] = p50_p99(await create_all(kube, dry, concurrency=10,
-                                                            dry_run=True))
-        floor.stop()
-        await drop_webhook(kube, FLOOR_WEBHOOK)
         await until_done("deleting the probe", lambda: kube.request(
             "DELETE", custom_path("Contact", NS_SCALE, probe)), 600)
         rows.append(row)
-        figures = {k: v for k, v in row.items() if not k.endswith("profile")}
+        figures = {k: v for k, v in row.items() if k not in ("profile", "admission")}
         print(f"  size {n}: done ({json.dumps(figures, default=str)})", flush=True)
     return rows
 
@@ -594,26 +656,35 @@ def report_latency(latency: dict[str, Any], ncpu: int) -> None:
             (*one, *ten), (*f_one, *f_ten), strict=True))
         print(f"{label:<18} {one[0] * MS:13.1f} {one[1] * MS:8.1f} {ten[0] * MS:15.1f} "
               f"{ten[1] * MS:8.1f}   {ratios if label not in ('floor', 'floor+webhook') else '-'}")
-    base = p50_p99(latency["floor+webhook"]["admission"])
-    ours = p50_p99(latency["ours"]["admission"])
-    print("\n== admission: dry-run creates, 10 concurrent (ms) ==")
-    print(f"no-op kopf webhook (baseline): p50 {base[0] * MS:.1f} p99 {base[1] * MS:.1f}")
-    print(f"ours, near-empty cluster:      p50 {ours[0] * MS:.1f} p99 {ours[1] * MS:.1f} "
-          f"({ratio(ours[0], base[0])} / {ratio(ours[1], base[1])})", flush=True)
 
 
-def report(latency: dict[str, Any], rows: list[dict[str, Any]], ncpu: int) -> None:
+def report_admission(compared: list[tuple[str, dict[str, Any]]]) -> None:
+    print("\n== admission: dry-run creates, 10 concurrent; ours and the no-op kopf webhook side"
+          " by side, alternating blocks ==")
+    print(f"{'contacts':>10} {'ours p50':>9} {'p99':>6} {'no-op p50':>10} {'p99':>6}"
+          f" {'ratio p50 / p99':>16} {'CPU ms/request ours':>20} {'no-op':>6} {'ratio':>6}"
+          "  refused (ours / no-op)")
+    for where, data in compared:
+        ours, floor = data["ours"], data["floor"]
+        a, f = p50_p99(ours["latency"]), p50_p99(floor["latency"])
+        cpu = [d["cpu"] / max(len(d["latency"]), 1) for d in (ours, floor)]
+        refused = " / ".join(
+            f"{len(d['failed'])}/{len(d['latency'])}"
+            + (f" ({collections.Counter(d['failed']).most_common(1)[0][0]})"
+               if d["failed"] else "")
+            for d in (ours, floor))
+        print(f"{where:>10} {a[0] * MS:>9.1f} {a[1] * MS:>6.1f} {f[0] * MS:>10.1f}"
+              f" {f[1] * MS:>6.1f}"
+              f" {ratio(a[0], f[0]) + ' / ' + ratio(a[1], f[1]):>16} {cpu[0] * MS:>20.3f}"
+              f" {cpu[1] * MS:>6.3f} {ratio(cpu[0], cpu[1]):>6}  {refused}", flush=True)
+
+
+def report(latency: dict[str, Any], admission: dict[str, Any], rows: list[dict[str, Any]],
+           ncpu: int) -> None:
     if latency:
         report_latency(latency, ncpu)
-    base = p50_p99(latency["floor+webhook"]["admission"]) if latency else (0.0, 0.0)
-    print("\nadmission with N settled contacts (ms), against the no-op webhook near-empty and"
-          " in the same cluster of N:")
-    for row in rows:
-        a, f = row["admission_s"], row["floor_admission_s"]
-        print(f"ours, {row['n']:>6} contacts:       p50 {a[0] * MS:.1f} p99 {a[1] * MS:.1f} "
-              f"({ratio(a[0], base[0])} / {ratio(a[1], base[1])}); no-op webhook at "
-              f"{row['n']}: p50 {f[0] * MS:.1f} p99 {f[1] * MS:.1f} "
-              f"({ratio(a[0], f[0])} / {ratio(a[1], f[1])}); failed {row['admission_failed']}")
+    report_admission(([("near-empty", admission)] if admission else [])
+                     + [(str(r["n"]), r["admission"]) for r in rows])
     print("\n== scale: settled Contacts, restart of the operator ==")
     print("in-process: from the startup handler until the store is synced, against a paginated"
           " LIST by a running\nprocess; synced / webhook: from process start (imports included)"
@@ -646,9 +717,9 @@ def report(latency: dict[str, Any], rows: list[dict[str, Any]], ncpu: int) -> No
         if r.get("profile"):
             print(f"\n== py-spy profile of the operator while syncing {r['n']} contacts ==")
             print("\n".join(r["profile"]))
-        if r.get("admission_profile"):
+        if r["admission"].get("profile"):
             print(f"\n== py-spy profile of the operator admitting at {r['n']} contacts ==")
-            print("\n".join(r["admission_profile"]))
+            print("\n".join(r["admission"]["profile"]))
 
 
 async def main_async(args: argparse.Namespace) -> None:
@@ -663,17 +734,19 @@ async def main_async(args: argparse.Namespace) -> None:
                         str(REPO / "crds")], env=env, check=True, capture_output=True)
         subprocess.run([str(REPO / "bin/kubectl"), "wait", "--for=condition=Established",
                         "-f", str(REPO / "crds")], env=env, check=True, capture_output=True)
-        for ns in (NS_LATENCY, NS_SCALE):
+        for ns in (NS_LATENCY, NS_SCALE, *NS_ADMIT.values()):
             await kube.request("POST", "/api/v1/namespaces", body={"metadata": {"name": ns}})
         quota = max(args.sizes) * 2 + 10_000
         print(f"work dir {work}; sizes {args.sizes}", flush=True)
-        latency = (await latency_part(kube, env, work, quota, args.sequential, args.burst)
-                   if not args.no_latency else {})
+        latency, admission = (
+            await latency_part(kube, env, work, quota, args.sequential, args.burst,
+                               args.admissions) if not args.no_latency else ({}, {}))
         if latency:
             report_latency(latency, os.cpu_count() or 0)
+            report_admission([("near-empty", admission)])
         rows = await scale_part(kube, env, work, sorted(args.sizes), quota, args.profile,
                                 args.edits, args.admissions)
-        report(latency, rows, os.cpu_count() or 0)
+        report(latency, admission, rows, os.cpu_count() or 0)
     finally:
         for process in Process.running:
             process.stop()
@@ -691,7 +764,7 @@ def main() -> None:
     parser.add_argument("--burst", type=int, default=300,
                         help="creates by 10 concurrent clients, for apply->Ready")
     parser.add_argument("--edits", type=int, default=20, help="watch events timed per size")
-    parser.add_argument("--admissions", type=int, default=200,
+    parser.add_argument("--admissions", type=int, default=1000,
                         help="dry-run creates (10 concurrent) timed per size")
     parser.add_argument("--no-latency", action="store_true",
                         help="skip the apply->Ready part (scale figures only)")

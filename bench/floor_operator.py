@@ -1,6 +1,7 @@
 """The floor for apply->Ready: a kopf operator on the same CRDs that does nothing but
 mark every new Contact Ready (and, with ``--webhook``, a validating webhook that
-admits everything). No uniqueness, no quota: the cost of kopf and the API alone.
+admits everything but a labelled probe). No uniqueness, no quota: the cost of kopf
+and the API alone.
 
     KUBECONFIG=... python -m bench.floor_operator [--webhook | --webhook-only]
                                                   [--webhook-config-name NAME]
@@ -46,8 +47,15 @@ async def mark_ready(meta: kopf.Meta, patch: kopf.Patch, **_: Any) -> None:
     }]
 
 
-async def admit_everything(**_: Any) -> None:
-    """A validating webhook that admits every request."""
+# The benchmark runs this webhook beside the operator's: a probe carrying this label
+# tells it which of the two answers in a namespace.
+REFUSE_LABEL = "bench.alerting.contacts.dev/refuse"
+
+
+async def admit_everything(labels: kopf.Labels, **_: Any) -> None:
+    """A validating webhook that admits every request (but a labelled probe)."""
+    if REFUSE_LABEL in labels:
+        raise kopf.AdmissionError("refused by the floor's no-op webhook (a probe)", code=400)
 
 
 def main() -> None:
