@@ -140,6 +140,29 @@ def test_a_delete_is_retried_too(server: tuple[str, Script]) -> None:
                                           "namespaces/team-a/contacts/alice")
 
 
+def test_a_get_is_retried_too(server: tuple[str, Script]) -> None:
+    host, script = server
+    alice = {"kind": "Contact", "metadata": {"name": "alice"}}
+    script.answers = [RESET, THROTTLED, (200, {}, alice)]
+    sleeps: list[float] = []
+    assert store_for(host, sleeps).get("Contact", "team-a", "alice") == alice
+    assert sleeps == [0.5, 1.0]
+    assert len(script.requests) == 3
+
+
+def test_a_get_or_delete_of_a_missing_object_is_none_at_once(server: tuple[str, Script]) -> None:
+    host, script = server
+    missing = status(404, 'contacts.alerting.contacts.dev "alice" not found')
+    missing[2]["reason"] = "NotFound"
+    missing[2]["details"] = {"name": "alice", "kind": "contacts"}
+    script.answers = [missing, missing]
+    sleeps: list[float] = []
+    store = store_for(host, sleeps)
+    assert store.get("Contact", "team-a", "alice") is None
+    assert store.delete("Contact", "team-a", "alice") is False
+    assert sleeps == [] and len(script.requests) == 2
+
+
 def test_retry_after_header() -> None:
     assert retry_after({"Retry-After": "2"}) == 2.0
     assert retry_after({"retry-after": "600"}) == MAX_RETRY_AFTER

@@ -264,31 +264,27 @@ class KubeStore:
         return items
 
     def delete(self, kind: str, namespace: str, name: str) -> bool:
-        plural = PLURALS[kind]
-        try:
-            self._retrying(self._custom.delete_namespaced_custom_object,
-                           GROUP, VERSION, namespace, plural, name)
-        except ApiException as e:
-            if _object_not_found(e):
-                return False
-            raise self._explain(f"delete {kind.lower()}/{name}", plural, e) from None
-        except urllib3.exceptions.HTTPError as e:
-            raise self._unreachable(getattr(e, "reason", None) or e, _attempts(e)) from None
-        return True
+        return self._one(kind, name, "delete", self._custom.delete_namespaced_custom_object,
+                         namespace) is not _MISSING
 
     def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        found = self._one(kind, name, "get", self._custom.get_namespaced_custom_object,
+                          namespace)
+        return found if isinstance(found, dict) else None
+
+    def _one(self, kind: str, name: str, verb: str, call: Callable[..., Any],
+             namespace: str) -> Any:
+        """``call`` on one object, retried like every call; ``_MISSING`` when the
+        object does not exist."""
         plural = PLURALS[kind]
         try:
-            found = self._custom.get_namespaced_custom_object(
-                GROUP, VERSION, namespace, plural, name, _request_timeout=self._timeout
-            )
+            return self._retrying(call, GROUP, VERSION, namespace, plural, name)
         except ApiException as e:
             if _object_not_found(e):
-                return None
-            raise self._explain(f"get {kind.lower()}/{name}", plural, e) from None
+                return _MISSING
+            raise self._explain(f"{verb} {kind.lower()}/{name}", plural, e) from None
         except urllib3.exceptions.HTTPError as e:
             raise self._unreachable(getattr(e, "reason", None) or e, _attempts(e)) from None
-        return found if isinstance(found, dict) else None
 
     def annotate(self, kind: str, namespace: str, name: str, key: str, value: str) -> None:
         plural = PLURALS[kind]
@@ -296,6 +292,9 @@ class KubeStore:
                    self._custom.patch_namespaced_custom_object,
                    GROUP, VERSION, namespace, plural, name,
                    {"metadata": {"annotations": {key: value}}})
+
+_MISSING = object()  # KubeStore._one: the object does not exist
+
 
 def _attempts(error: BaseException) -> int:
     return int(getattr(error, "attempts", 1))
