@@ -759,7 +759,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=lambda s: [int(x) for x in s.split(",")],
                         default=[1000, 10000], help="numbers of settled Contacts (comma-separated)")
-    parser.add_argument("--sequential", type=int, default=100,
+    parser.add_argument("--sequential", type=int, default=300,
                         help="creates by one client, for apply->Ready")
     parser.add_argument("--burst", type=int, default=300,
                         help="creates by 10 concurrent clients, for apply->Ready")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import logging
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -26,16 +27,23 @@ ARGS = argparse.Namespace(webhook=False, webhook_only=False,
 
 
 @kopf.on.startup()
-async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     settings.posting.level = logging.WARNING
+    memo.cert_dir = None
     if ARGS.webhook:
-        cert_dir = Path(tempfile.mkdtemp(prefix="alert-contacts-floor-"))
+        cert_dir = memo.cert_dir = Path(tempfile.mkdtemp(prefix="alert-contacts-floor-"))
         ca = write_self_signed(cert_dir, ["127.0.0.1", "localhost"])
         settings.admission.server = kopf.WebhookServer(
             addr="127.0.0.1", host="127.0.0.1", certfile=cert_dir / "tls.crt",
             pkeyfile=cert_dir / "tls.key", cafile=ca,
         )
         settings.admission.managed = ARGS.webhook_config_name
+
+
+@kopf.on.cleanup()
+async def remove_certificate(memo: kopf.Memo, **_: Any) -> None:
+    if memo.cert_dir is not None:
+        shutil.rmtree(memo.cert_dir, ignore_errors=True)
 
 
 async def mark_ready(meta: kopf.Meta, patch: kopf.Patch, **_: Any) -> None:
