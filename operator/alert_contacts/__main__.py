@@ -8,6 +8,7 @@ import sys
 import kopf
 
 from alert_contacts.runtime import logs
+from alert_contacts.runtime.heap import freeze_after_full_collections
 from alert_contacts.runtime.options import RunOptions, parse
 from alert_contacts.runtime.shutdown import Shutdown
 
@@ -23,6 +24,7 @@ def main(argv: list[str] | None = None) -> None:
     if options.webhook != "none":
         import alert_contacts.handlers.admission  # noqa: F401
 
+    freeze_after_full_collections.install()  # no full GC walks of the store (runtime/heap.py)
     shutdown = Shutdown()  # SIGTERM drains the webhook first (runtime/shutdown.py)
     kopf.run(
         clusterwide=True,

@@ -1,5 +1,6 @@
 """Prometheus metrics: objects by kind and Ready reason, quota, admission, reconcile time,
-and delivery (notifications, messages per channel and reason, queue depth, latency)."""
+full garbage collections, and delivery (notifications, messages per channel and reason,
+queue depth, latency)."""
 
 from __future__ import annotations
 
@@ -32,6 +33,13 @@ RECONCILE_SECONDS = Histogram(
 )
 STATUS_WRITES = Counter(
     "alert_contacts_status_writes", "Status patches written by the reconciler."
+)
+
+FULL_COLLECTIONS = Histogram(
+    "alert_contacts_gc_full_collection_seconds",
+    "Pauses of Python's full (generation 2) cyclic garbage collections; everything that "
+    "survives one is frozen, so the next walks only what was allocated since.",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1),
 )
 
 _seen: set[tuple[str, str]] = set()

@@ -190,7 +190,8 @@ class Watcher:
                     # of the cyclic collector's reach, which would otherwise walk all of it
                     # again and again (190 ms a full collection at 50,000 Contacts, in the
                     # middle of admission requests). Only before the first sync: a freeze
-                    # also keeps whatever cyclic garbage exists at that moment.
+                    # also keeps whatever cyclic garbage exists at that moment. Later,
+                    # runtime.heap freezes after each full collection instead.
                     gc.freeze()
                 if continue_token is None:
                     break
