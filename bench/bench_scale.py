@@ -9,6 +9,7 @@ Part 1, latency (a near-empty cluster):
   (``bench/floor_operator.py``), without and with a no-op kopf validating
   webhook. Admission (below), near-empty.
 Part 2, scale (for each size N, settled Contacts; the quota raised above N):
+  the operator's full garbage collections while it settles N new Contacts;
   time from the startup handler until the store is synced, against a plain
   paginated LIST of the same objects by this (running) process; time from
   process start until the store is synced and until the webhook answers,
@@ -145,12 +146,25 @@ class Process:
         """Reconcile passes the process has finished."""
         return self.metric("alert_contacts_reconcile_duration_seconds_count")
 
-    def metric(self, name: str) -> float:
+    def metrics_text(self) -> str:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics",
                                     timeout=5) as resp:
-            text = resp.read().decode()
-        found = re.search(rf"^{re.escape(name)} ([0-9.e+-]+)$", text, re.M)
+            return str(resp.read().decode())
+
+    def metric(self, name: str) -> float:
+        found = re.search(rf"^{re.escape(name)} ([0-9.e+-]+)$", self.metrics_text(), re.M)
         return float(found.group(1)) if found else 0.0
+
+    def full_collections(self) -> tuple[int, float, float]:
+        """Full garbage collections so far: how many, their total seconds, and the
+        histogram bound the longest is under."""
+        text = self.metrics_text()
+        name = "alert_contacts_gc_full_collection_seconds"
+        buckets = [(float(le), float(n)) for le, n in re.findall(
+            rf'^{name}_bucket{{le="([0-9.e+-]+|\+Inf)"}} ([0-9.e+-]+)$', text, re.M)]
+        count = self.metric(f"{name}_count")
+        longest = min((le for le, n in buckets if n >= count), default=0.0)
+        return int(count), self.metric(f"{name}_sum"), longest
 
     def seconds_between(self, first: str, then: str) -> float:
         """Seconds between the log lines holding ``first`` and ``then`` (their timestamps)."""
@@ -569,6 +583,7 @@ async def scale_part(kube: Kube, env: dict[str, str], work: Path, sizes: list[in
         started = time.perf_counter()
         await wait_for(f"{n} contacts Ready", lambda: len(watch.ready_at) >= n, 3600, 0.2)
         row["settle_s"] = time.perf_counter() - started
+        row["settle_gc"] = process.full_collections()
 
         # Per watch event: edit one Contact at a time (generation moves: one write).
         # The pass that wrote the statuses goes on posting their Events for a while
@@ -703,6 +718,13 @@ def report(latency: dict[str, Any], admission: dict[str, Any], rows: list[dict[s
               f"{r['rss_mb']:>7.0f} {r['event_s'][0] * MS:>11.0f} / {r['event_s'][1] * MS:<9.0f}"
               f" {r['pass_s'] * MS:>8.1f} {r['writes_per_event']:>5.2f}"
               f" ({r['api_writes_per_event']:.2f}) {r['create_s']:>9.1f} {r['settle_s']:>9.1f}")
+    print("full garbage collections of the operator while it settled (a first start, writing"
+          " every status):")
+    for r in rows:
+        count, seconds, longest = r["settle_gc"]
+        print(f"  {r['n']:>6} contacts: {count} in {r['settle_s']:.0f} s" + (
+            f", {seconds * MS:.0f} ms in all, the longest under {longest * MS:g} ms"
+            if count else ""))
     if len(rows) > 1:
         first = rows[0]
         print("growth from the smallest size:")
