@@ -293,6 +293,7 @@ class KubeStore:
                    GROUP, VERSION, namespace, plural, name,
                    {"metadata": {"annotations": {key: value}}})
 
+
 _MISSING = object()  # KubeStore._one: the object does not exist
 
 
