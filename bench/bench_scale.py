@@ -151,8 +151,10 @@ class Process:
                                     timeout=5) as resp:
             return str(resp.read().decode())
 
-    def metric(self, name: str) -> float:
-        found = re.search(rf"^{re.escape(name)} ([0-9.e+-]+)$", self.metrics_text(), re.M)
+    def metric(self, name: str, text: str | None = None) -> float:
+        """One sample's value, from ``text`` (a scrape already read) or a new scrape."""
+        found = re.search(rf"^{re.escape(name)} ([0-9.e+-]+)$",
+                          self.metrics_text() if text is None else text, re.M)
         return float(found.group(1)) if found else 0.0
 
     def full_collections(self) -> tuple[int, float, float]:
@@ -162,9 +164,9 @@ class Process:
         name = "alert_contacts_gc_full_collection_seconds"
         buckets = [(float(le), float(n)) for le, n in re.findall(
             rf'^{name}_bucket{{le="([0-9.e+-]+|\+Inf)"}} ([0-9.e+-]+)$', text, re.M)]
-        count = self.metric(f"{name}_count")
+        count = self.metric(f"{name}_count", text)
         longest = min((le for le, n in buckets if n >= count), default=0.0)
-        return int(count), self.metric(f"{name}_sum"), longest
+        return int(count), self.metric(f"{name}_sum", text), longest
 
     def seconds_between(self, first: str, then: str) -> float:
         """Seconds between the log lines holding ``first`` and ``then`` (their timestamps)."""
@@ -342,8 +344,7 @@ async def delete_all(kube: Kube, ns: str) -> None:
 
 async def drop_webhook(kube: Kube, name: str) -> None:
     with contextlib.suppress(ApiError):
-        await kube.request("DELETE", "/apis/admissionregistration.k8s.io/v1/"
-                                     f"validatingwebhookconfigurations/{name}")
+        await kube.request("DELETE", webhook_path(name))
 
 
 async def our_webhook_answers(kube: Kube) -> bool:

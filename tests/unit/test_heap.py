@@ -28,6 +28,7 @@ def freezer() -> Iterator[FreezeAfterFullCollections]:
     finally:
         freezer.uninstall()
         gc.unfreeze()
+    assert freezer not in gc.callbacks
 
 
 def full_collections() -> float:
@@ -62,18 +63,10 @@ def test_young_collections_freeze_nothing(freezer: FreezeAfterFullCollections) -
     assert full_collections() == counted
 
 
-def test_a_frozen_object_that_dies_is_still_freed() -> None:
-    gc.unfreeze()
-    freezer = FreezeAfterFullCollections()
-    freezer.install()
-    try:
-        kept = Node()
-        alive = weakref.ref(kept)
-        gc.collect()
-        assert not any(o is kept for o in gc.get_objects())
-        del kept  # no cycle: reference counting frees it, frozen or not
-        assert alive() is None
-    finally:
-        freezer.uninstall()
-        gc.unfreeze()
-    assert freezer not in gc.callbacks
+def test_a_frozen_object_that_dies_is_still_freed(freezer: FreezeAfterFullCollections) -> None:
+    kept = Node()
+    alive = weakref.ref(kept)
+    gc.collect()
+    assert not any(o is kept for o in gc.get_objects())
+    del kept  # no cycle: reference counting frees it, frozen or not
+    assert alive() is None
