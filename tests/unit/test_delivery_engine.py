@@ -10,6 +10,8 @@ from email.message import EmailMessage
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pytest
+
 from alert_contacts.domain.alerts import parse_notification
 from alert_contacts.domain.delivery import BotTarget
 from alert_contacts.domain.dingtalk import DingTalkMessage
@@ -17,7 +19,8 @@ from alert_contacts.domain.engine import engine_of
 from alert_contacts.domain.outcome import SendOutcome
 from alert_contacts.domain.records import record_of
 from alert_contacts.domain.types import ObjectRef
-from alert_contacts.runtime.delivery import DeliveryEngine, MailConfig, RobotQueue
+from alert_contacts.runtime.delivery import DeliveryEngine, MailConfig, RobotQueue, SendsHandover
+from alert_contacts.runtime.lease import Predecessor
 from alert_contacts.settings import Settings
 
 URL_A = "https://oapi.dingtalk.com/robot/send?access_token=" + "a" * 64
@@ -466,33 +469,59 @@ def test_a_queue_that_is_not_the_leaders_fails_its_messages_transiently() -> Non
     assert dingtalk.sent == []
 
 
-def test_a_new_leader_treats_the_rate_window_as_full_at_its_takeover() -> None:
-    """The replica before it may have sent 20 messages in the last minute: the first
-    message of a new leader (or a restarted one) waits a full window."""
-    clock, leading = FakeClock(), [False]
-    bot = BotTarget(ObjectRef("DingTalkBot", "team", "a"), URL_A)
+def successor_of(predecessor: Predecessor, clock: FakeClock) -> DeliveryEngine:
+    subject = DeliveryEngine(cluster(), FakeDingTalk(), None, FakeKube(),
+                             ZoneInfo("Asia/Shanghai"), quota=100, quota_order=NO_NOTICES,
+                             clock=clock)
+    SendsHandover(subject).took_over(predecessor)
+    return subject
+
+
+def test_a_successor_counts_the_sends_its_predecessor_handed_over_and_no_more() -> None:
+    clock = FakeClock()
+    bot_a = BotTarget(ObjectRef("DingTalkBot", "team", "a"), URL_A)
+    bot_b = BotTarget(ObjectRef("DingTalkBot", "team", "b"), URL_B)
 
     async def main() -> None:
-        subject = DeliveryEngine(cluster(), FakeDingTalk(), None, FakeKube(),
-                                 ZoneInfo("Asia/Shanghai"), quota=100, quota_order=NO_NOTICES,
-                                 clock=clock, leader=lambda: leading[0], unknown_history=True)
-        assert not subject.is_leader()
-        clock.now += 5
-        leading[0] = True
-        takeover = clock.now
-        assert subject.is_leader()
-        clock.now += 10
-        queue = subject._queue(bot)
-        assert queue.earliest_send() == takeover + 61.0
-        clock.now += 100  # well after the takeover: a fresh queue sends at once
-        assert subject._queue(BotTarget(bot.ref, URL_B)).earliest_send() == clock.now
-        leading[0] = False
-        assert not subject.is_leader()
-        leading[0] = True
-        again = clock.now
-        assert subject.is_leader()  # leading again: the old queue's window is full too
-        assert queue.earliest_send() == again + 61.0
+        first = DeliveryEngine(cluster(), FakeDingTalk(), None, FakeKube(),
+                               ZoneInfo("Asia/Shanghai"), quota=100, quota_order=NO_NOTICES,
+                               clock=clock)
+        sent_at = clock.now
+        for i in range(20):  # robot a's whole minute, one message at a time
+            assert (await first.send_to_bot(bot_a, [DingTalkMessage(f"m{i}", "x")])).kind == "ok"
+        written = SendsHandover(first).annotations()
+        clock.now += 1  # the successor reads the Lease a second later
+        second = successor_of(Predecessor(True, written, clock.now, None), clock)
+        assert second._queue(bot_a).earliest_send() == pytest.approx(sent_at + 1 + 61.0)
+        assert second._queue(bot_b).earliest_send() == clock.now  # nothing went to b
+        # Handed on again, without sending: the third still knows of robot a's minute.
+        third = successor_of(Predecessor(True, SendsHandover(second).annotations(),
+                                         clock.now, None), clock)
+        assert third._queue(bot_a).earliest_send() == pytest.approx(sent_at + 1 + 61.0)
+        # The first leads again after the third: its own queue takes the handed-over view.
+        SendsHandover(first).took_over(Predecessor(True, SendsHandover(third).annotations(),
+                                                   clock.now, clock.now - 0.5))
+        assert first._queue(bot_b).earliest_send() == pytest.approx(clock.now - 0.5 + 61.0)
+        await first.close()
     run(main)
+
+
+def test_what_a_new_leader_assumes_without_a_readable_history() -> None:
+    clock = FakeClock()
+    bot = BotTarget(ObjectRef("DingTalkBot", "team", "a"), URL_A)
+    now = clock.now
+    # A fresh install: nobody led, nothing to wait for.
+    assert successor_of(Predecessor(False, {}, now, None), clock)._queue(
+        bot).earliest_send() == now
+    # The holder crashed: it may have sent anything until its renew deadline.
+    assert successor_of(Predecessor(True, {}, now - 5, now - 3), clock)._queue(
+        bot).earliest_send() == now - 3 + 61.0
+    # A release by a version that wrote no history: any robot's last minute may be full.
+    assert successor_of(Predecessor(True, {}, now, None), clock)._queue(
+        bot).earliest_send() == now + 61.0
+    # A crash long ago (by the wall clock): its unrecorded sends are out of the window.
+    assert successor_of(Predecessor(True, {}, now, now - 70), clock)._queue(
+        bot).earliest_send() == now
 
 
 def test_a_replica_that_lost_the_lease_mid_send_writes_no_status() -> None:

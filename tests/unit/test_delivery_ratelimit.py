@@ -1,4 +1,5 @@
-"""The per-bot rate-limit schedule: never a 21st message in any 60-second window."""
+"""The per-bot rate-limit schedule: never a 21st message in any 60-second window, also
+across a change of leader (the send history handed over through the Lease)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from alert_contacts.domain.ratelimit import next_send_at
+from alert_contacts.domain.ratelimit import (
+    SendHistory,
+    decode_history,
+    encode_history,
+    next_send_at,
+)
 
 
 def _max_in_any_window(times: list[float], window: float) -> int:
@@ -91,3 +97,75 @@ def test_the_answer_fits_among_any_existing_valid_schedule(
     at = next_send_at(sent, now)
     assert at >= now
     assert _max_in_any_window([*sent, at], 60.0) <= 20
+
+
+# ------------------------------------------------------------ the handed-over history
+
+ROBOT_A, ROBOT_B = "a" * 16, "b" * 16
+
+
+def test_a_history_read_back_places_each_send_no_earlier_than_it_was() -> None:
+    history = SendHistory({ROBOT_A: (940.0, 990.05, 999.99), ROBOT_B: (900.0,)})
+    text = encode_history(history, now=1000.0)
+    read = decode_history(text, at=1003.0)  # seen 3 s after it was written
+    assert read is not None and read.others is None
+    # 940 s is 60 s old: out of the window, not written; robot B has nothing recent.
+    assert set(read.robots) == {ROBOT_A}
+    assert [round(t, 6) for t in read.robots[ROBOT_A]] == [993.1, 1003.0]  # 9.95 s: 9.9
+    assert ROBOT_A in text and "999" not in text  # ages, not times of this clock
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.floats(min_value=0, max_value=120, allow_nan=False), max_size=40),
+    st.floats(min_value=0, max_value=30, allow_nan=False),
+    st.floats(min_value=100, max_value=200, allow_nan=False),
+)
+def test_a_successor_never_sends_sooner_than_the_predecessor_could_have(
+    sends: list[float], delay: float, now: float,
+) -> None:
+    """Whatever the predecessor sent, the successor's next send to that robot comes no
+    sooner than the predecessor's own would have."""
+    sent = [t for t in sends if t <= now]
+    text = encode_history(SendHistory({ROBOT_A: tuple(sent)}), now=now)
+    read = decode_history(text, at=now + delay)
+    assert read is not None
+    later = now + delay
+    assert next_send_at(read.of(ROBOT_A), later) >= next_send_at(sent, later)
+
+
+def test_unrecorded_sends_count_as_a_full_window_for_every_robot() -> None:
+    history = SendHistory({ROBOT_A: (10.0,)}).with_unknown_until(30.0)
+    assert history.of(ROBOT_B) == [30.0] * 20
+    assert history.of(ROBOT_A) == [10.0, *[30.0] * 20]
+    assert next_send_at(history.of(ROBOT_B), 31.0) == 90.0
+    assert history.with_unknown_until(20.0).others == 30.0  # the later moment stays
+    assert history.with_unknown_until(None) is history
+    read = decode_history(encode_history(history, now=40.0), at=40.0)
+    assert read is not None and read.others == 30.0
+
+
+def test_robots_beyond_the_size_limit_fold_into_the_unknown_moment() -> None:
+    robots = {f"{i:016x}": tuple(float(500 + i + k / 10) for k in range(20))
+              for i in range(40)}
+    text = encode_history(SendHistory(robots), now=560.0, max_bytes=2_000)
+    assert len(text) <= 2_000
+    read = decode_history(text, at=560.0)
+    assert read is not None and read.others is not None
+    assert 0 < len(read.robots) < 40
+    # The most recent robots are kept; the latest send of those left out is the moment
+    # any robot may have had a full window.
+    dropped = [r for r in robots if r not in read.robots]
+    assert min(int(r, 16) for r in read.robots) > max(int(r, 16) for r in dropped)
+    newest_dropped = max(robots[r][-1] for r in dropped)
+    assert newest_dropped <= read.others <= newest_dropped + 0.1
+
+
+@pytest.mark.parametrize("text", [
+    None, "", "not json", "[]", '{"v":2,"robots":{}}', '{"v":1}', '{"v":1,"robots":[]}',
+    '{"v":1,"robots":{"r":[-1]}}', '{"v":1,"robots":{"r":[1.5]}}',
+    '{"v":1,"robots":{"r":"12"}}', '{"v":1,"robots":{},"others":true}',
+    '{"v":1,"robots":{"r":[true]}}',
+])
+def test_a_history_that_cannot_be_read_is_none(text: str | None) -> None:
+    assert decode_history(text, at=100.0) is None

@@ -17,12 +17,15 @@ from alert_contacts.runtime.lease import (
     LeaseConflict,
     LeaseRecord,
     LeaseTimings,
+    Predecessor,
     claim_spec,
     default_identity,
     held_by_another,
     may_write,
     parse_lease,
+    predecessor,
     release_spec,
+    renewed_ago,
 )
 from alert_contacts.runtime.options import parse
 
@@ -116,10 +119,11 @@ def test_release_leaves_no_holder_and_a_short_duration() -> None:
 
 
 def test_parse_lease_reads_an_api_object() -> None:
-    parsed = parse_lease({"metadata": {"resourceVersion": "12"},
+    parsed = parse_lease({"metadata": {"resourceVersion": "12", "annotations": {"a/b": "c"}},
                           "spec": {"holderIdentity": "pod-a", "leaseDurationSeconds": 15}})
     assert (parsed.holder, parsed.duration, parsed.transitions, parsed.resource_version) == (
         "pod-a", 15.0, 0, "12")
+    assert parsed.annotations == {"a/b": "c"}
     assert parse_lease({"metadata": {}}).holder == ""
 
 
@@ -202,10 +206,32 @@ class MemoryLeases:
         return str(((self.lease or {}).get("spec") or {}).get("holderIdentity") or "")
 
 
-def elector(api: MemoryLeases, identity: str, clock: Clock) -> LeaderElector:
+class Notes:
+    """A handover: writes ``text``, keeps what it was told at each takeover."""
+
+    KEY = "example.dev/notes"
+
+    def __init__(self, text: str = "") -> None:
+        self.text = text
+        self.took: list[Predecessor] = []
+
+    def annotations(self) -> dict[str, str]:
+        return {self.KEY: self.text}
+
+    def took_over(self, predecessor: Predecessor) -> None:
+        self.took.append(predecessor)
+
+
+def elector(api: MemoryLeases, identity: str, clock: Clock,
+            handover: Notes | None = None) -> LeaderElector:
     config = LeaseConfig(True, "ops", "aco", identity, TIMINGS)
     return LeaderElector(api, config, Leadership(identity, TIMINGS, clock), clock=clock,
-                         wall=lambda: WALL)
+                         wall=lambda: WALL, handover=handover)
+
+
+def annotations(api: MemoryLeases) -> dict[str, str]:
+    assert api.lease is not None
+    return dict(api.lease["metadata"].get("annotations") or {})
 
 
 def test_first_candidate_creates_the_lease_and_the_second_waits() -> None:
@@ -335,3 +361,122 @@ def test_always_leads_without_election() -> None:
         assert leadership.is_leader()
 
     asyncio.run(scenario())
+
+
+# ---------------------------------------------------------------------- handover
+
+
+def test_the_handover_is_written_with_every_claim_and_renewal_and_at_release() -> None:
+    async def scenario() -> None:
+        api, clock, notes = MemoryLeases(), Clock(), Notes("first")
+        a = elector(api, "a", clock, notes)
+        await a.try_acquire_or_renew()
+        assert annotations(api) == {Notes.KEY: "first"}
+        assert api.lease is not None
+        api.lease["metadata"]["annotations"]["someone.else/note"] = "kept"
+        notes.text = "second"
+        clock.now += 2
+        await a.try_acquire_or_renew()
+        assert annotations(api) == {Notes.KEY: "second", "someone.else/note": "kept"}
+        notes.text = "last"
+        await a.release()
+        assert api.holder == "" and annotations(api)[Notes.KEY] == "last"
+
+    asyncio.run(scenario())
+
+
+def test_the_first_holder_takes_over_from_nobody() -> None:
+    async def scenario() -> None:
+        api, clock, notes = MemoryLeases(), Clock(), Notes()
+        a = elector(api, "a", clock, notes)
+        await a.try_acquire_or_renew()
+        assert notes.took == [Predecessor(False, {}, clock.now, None)]
+
+    asyncio.run(scenario())
+
+
+def test_after_a_release_the_successor_takes_over_what_was_written_and_no_unknown() -> None:
+    async def scenario() -> None:
+        api, clock = MemoryLeases(), Clock()
+        a, b_notes = elector(api, "a", clock, Notes("a's")), Notes()
+        b = elector(api, "b", clock, b_notes)
+        await a.try_acquire_or_renew()
+        clock.now += 1
+        await a.release()
+        clock.now += 1
+        seen = clock.now
+        assert await b.try_acquire_or_renew()
+        assert b_notes.took == [Predecessor(True, {Notes.KEY: "a's"}, seen, None)]
+
+    asyncio.run(scenario())
+
+
+def test_after_a_crash_the_fenced_seconds_of_the_holder_are_unknown() -> None:
+    async def scenario() -> None:
+        api, clock, b_notes = MemoryLeases(), Clock(), Notes()
+        a, b = elector(api, "a", clock, Notes("a's")), elector(api, "b", clock, b_notes)
+        await a.try_acquire_or_renew()
+        clock.now += 0.5
+        seen = clock.now
+        assert not await b.try_acquire_or_renew()  # b first sees a's renewal now
+        assert b_notes.took == []
+        clock.now += TIMINGS.lease_duration  # a is gone without a word
+        assert await b.try_acquire_or_renew()
+        # a may have sent until its renew deadline, counted from when b saw its renewal.
+        (took,) = b_notes.took
+        assert took == Predecessor(True, {Notes.KEY: "a's"}, seen,
+                                   seen + TIMINGS.renew_deadline)
+
+    asyncio.run(scenario())
+
+
+def test_renewals_and_a_lease_regained_by_the_same_process_take_nothing_over() -> None:
+    async def scenario() -> None:
+        api, clock, notes = MemoryLeases(), Clock(), Notes()
+        a = elector(api, "a", clock, notes)
+        for _ in range(3):
+            await a.try_acquire_or_renew()
+            clock.now += TIMINGS.retry_period
+        assert len(notes.took) == 1
+        clock.now += TIMINGS.renew_deadline  # fenced: not leading any more
+        a.leadership._fenced()
+        assert await a.try_acquire_or_renew()  # its own Lease: its memory is complete
+        assert len(notes.took) == 1
+
+    asyncio.run(scenario())
+
+
+def test_a_restarted_replica_counts_its_former_self_as_stopped_when_it_started() -> None:
+    async def scenario() -> None:
+        api, clock = MemoryLeases(), Clock()
+        await elector(api, "a", clock, Notes("before")).try_acquire_or_renew()
+        clock.now += 3
+        restarted_at = clock.now
+        notes = Notes()
+        again = elector(api, "a", clock, notes)  # the same identity: a container restart
+        clock.now += 1
+        assert await again.try_acquire_or_renew()  # its own Lease: claimed at once
+        (took,) = notes.took
+        assert took.acted_until == restarted_at
+        assert took.annotations == {Notes.KEY: "before"}
+
+    asyncio.run(scenario())
+
+
+def test_a_lease_renewed_long_ago_by_the_wall_clock_bounds_the_unknown() -> None:
+    held = record("a")
+    now, observed = 500.0, 480.0
+    fresh = predecessor(held, "b", observed, now, 1.0, TIMINGS, 0.0)
+    assert fresh.acted_until == observed + TIMINGS.renew_deadline
+    # Renewed 100 s ago by the wall clock (less 2 s for skew between the nodes' clocks).
+    old = predecessor(held, "b", observed, now, 100.0, TIMINGS, 0.0)
+    assert old.acted_until == now - 98.0 + TIMINGS.renew_deadline
+    assert predecessor(held, "b", observed, now, None, TIMINGS, 0.0) == fresh
+    released = predecessor(record(""), "b", observed, now, 100.0, TIMINGS, 0.0)
+    assert released.acted_until is None and released.found
+
+
+def test_renewed_ago_reads_the_lease_micro_time() -> None:
+    assert renewed_ago(record("a"), WALL) == 1.0  # renewed 11:59:59, now 12:00:00
+    for bad in (None, "", "yesterday", "2026-01-01T11:59:59"):  # no zone: not an API time
+        assert renewed_ago(LeaseRecord("a", 15, None, bad, 0, "1"), WALL) is None

@@ -64,10 +64,17 @@ from alert_contacts.domain.notices import (
     recipients,
 )
 from alert_contacts.domain.outcome import SendOutcome
-from alert_contacts.domain.ratelimit import next_send_at
+from alert_contacts.domain.ratelimit import (
+    HISTORY_ANNOTATION,
+    SendHistory,
+    decode_history,
+    encode_history,
+    next_send_at,
+)
 from alert_contacts.domain.records import ObjectRecord
 from alert_contacts.domain.types import ObjectRef
 from alert_contacts.runtime.dingtalk import DingTalkSender
+from alert_contacts.runtime.lease import Predecessor
 from alert_contacts.runtime.options import RunOptions, Templates
 from alert_contacts.runtime.smtp import SmtpSender
 
@@ -190,10 +197,13 @@ class RobotQueue:
     def depth(self) -> int:
         return len(self._pending)
 
-    def assume_full(self, at: float) -> None:
-        """Count the window as full at ``at``: another replica (or this process before a
-        restart) may have sent the robot its 20 messages just before."""
-        self._sent = deque(sorted([*self._sent, *[at] * self._limit]))
+    def inherit(self, sent: Sequence[float]) -> None:
+        """Count ``sent`` as this robot's sends so far: what the previous leader handed
+        over (it includes this replica's own, when it led before that one)."""
+        self._sent = deque(sorted(sent))
+
+    def sent_times(self) -> list[float]:
+        return list(self._sent)
 
     def idle(self) -> bool:
         """Nothing waits or runs and no send is within the rate window: the queue may go
@@ -338,7 +348,6 @@ class DeliveryEngine:
         budget: float = RETRY_BUDGET_SECONDS,
         templates: Templates | None = None,
         dedup_window: float = DEFAULT_WINDOW,
-        unknown_history: bool = False,
     ) -> None:
         self.view = view
         self.dingtalk = dingtalk
@@ -348,10 +357,9 @@ class DeliveryEngine:
         self.quota = quota
         self.quota_order = quota_order
         self.leader = leader
-        # True when another replica, or this process before a restart, may have sent to
-        # the robots just before this one leads: rate windows start full (see _leads).
-        self.unknown_history = unknown_history
-        self._leading_since: float | None = None
+        # The robots' sends before this replica led, as its predecessor handed them over
+        # through the Lease (SendsHandover): empty without leader election.
+        self._inherited = SendHistory()
         self.clock = clock
         self.wall = wall
         self.budget = budget
@@ -373,20 +381,23 @@ class DeliveryEngine:
     # -- receiver interface
 
     def is_leader(self) -> bool:
-        return self._leads()
+        return self.leader()
 
-    def _leads(self) -> bool:
-        """``leader()``, noting when this replica started leading: robot queues then count
-        their window as full at that moment (the previous leader's sends are unknown)."""
-        leading = self.leader()
-        if not leading:
-            self._leading_since = None
-        elif self._leading_since is None:
-            self._leading_since = now = self.clock()
-            if self.unknown_history:
-                for queue in self._queues.values():
-                    queue.assume_full(now)
-        return leading
+    def inherit(self, history: SendHistory) -> None:
+        """About to lead after another holder of the Lease: its robots' recent sends
+        count in their rate windows."""
+        self._inherited = history
+        for robot, queue in self._queues.items():
+            queue.inherit(history.of(robot))
+
+    def recent_sends(self) -> str:
+        """The robots' recent sends, for the next leader (``encode_history``): every
+        queue's, and what was inherited for robots this replica has not sent to."""
+        robots = {robot: tuple(queue.sent_times()) for robot, queue in self._queues.items()}
+        robots.update((robot, times) for robot, times in self._inherited.robots.items()
+                      if robot not in robots)
+        return encode_history(SendHistory(robots, self._inherited.others), self.clock(),
+                              window=RATE_WINDOW_SECONDS)
 
     def has_group(self, namespace: str, name: str) -> bool:
         return lookup_record(self.view, ObjectRef("ContactGroup", namespace, name)) is not None
@@ -415,11 +426,8 @@ class DeliveryEngine:
         queue = self._queues.get(bot.robot)
         if queue is None:
             queue = self._queues[bot.robot] = RobotQueue(self.dingtalk, self.clock, self.budget,
-                                                         leader=self._leads)
-            since = self._leading_since
-            if (self.unknown_history and since is not None
-                    and self.clock() - since < RATE_WINDOW_SECONDS):
-                queue.assume_full(since)
+                                                         leader=self.leader)
+            queue.inherit(self._inherited.of(bot.robot))
         return queue
 
     def _render(self, notification: Notification, mobiles: Sequence[str], *,
@@ -601,7 +609,7 @@ class DeliveryEngine:
         async def in_order() -> None:
             if before is not None:
                 await asyncio.wait([before])
-            if not self._leads():  # only the leader writes; the new one sees for itself
+            if not self.leader():  # only the leader writes; the new one sees for itself
                 self._written.pop(ref, None)
                 return
             await self.kube.patch_status(ref, patch)
@@ -650,7 +658,7 @@ class DeliveryEngine:
                      status: Mapping[str, Any]) -> bool:
         """Start a test send for an annotation value not yet answered; False if nothing
         to do (answered, already running, or this replica is not the leader)."""
-        if value is None or not send_test_pending(value, status) or not self._leads():
+        if value is None or not send_test_pending(value, status) or not self.leader():
             return False
         if (ref, value) in self._tests or self._answered.get(ref) == value:
             return False
@@ -696,7 +704,7 @@ class DeliveryEngine:
             patch = {"status": {"lastTest": last_test(value, self.wall(), ok, message)}}
             logger.info("test send for %s (request %r): %s", ref, value,
                         "succeeded" if ok else "failed")
-            if not self._leads():
+            if not self.leader():
                 # Unanswered: the new leader's scan sends the test again and answers it.
                 logger.info("test send for %s: not the leader any more, not recorded", ref)
                 return
@@ -744,7 +752,7 @@ class DeliveryEngine:
 
     async def notices_once(self) -> list[Notice]:
         """Send the notices that are due; returns them (for tests and the log)."""
-        if not self._leads():
+        if not self.leader():
             return []
         in_use = self.quota_order.in_use()
         held = [ref for after in range(self.quota, in_use)
@@ -782,7 +790,6 @@ class DeliveryEngine:
     async def run_notices(self, period: float = NOTICE_PERIOD_SECONDS) -> None:
         while True:
             try:
-                self._leads()  # notes a takeover even when no request comes in
                 self.prune_queues()
                 if self._synced:  # a partial view would tell of quota and bots wrongly
                     self.scan_tests()
@@ -821,6 +828,42 @@ def _describe(outcome: SendOutcome) -> str:
     return f"failed, {outcome.reason}{code}{detail}"
 
 
+def inherited_history(predecessor: Predecessor) -> SendHistory:
+    """The robots' sends a new leader counts, from the Lease it takes over: those its
+    predecessor recorded, plus a full window for every robot at the moment until which
+    that one may have sent unrecorded (after a crash; none after a clean release)."""
+    history = decode_history(predecessor.annotations.get(HISTORY_ANNOTATION),
+                             predecessor.observed_at)
+    if history is None:
+        # Nothing readable. Without a Lease nobody led; when the holder may have acted
+        # until a known moment, it is covered below; otherwise (a release by a version
+        # that wrote no history) any robot may have had its 20 just before.
+        unknown = predecessor.found and predecessor.acted_until is None
+        history = SendHistory(others=predecessor.observed_at if unknown else None)
+    return history.with_unknown_until(predecessor.acted_until)
+
+
+class SendsHandover:
+    """Delivery's part of the Lease handover (``runtime.lease.Handover``): the leader
+    keeps its robots' recent sends in the Lease, so that its successor neither breaks
+    DingTalk's 20-a-minute limit nor waits out a minute it knows nothing of."""
+
+    def __init__(self, engine: DeliveryEngine) -> None:
+        self.engine = engine
+
+    def annotations(self) -> Mapping[str, str]:
+        return {HISTORY_ANNOTATION: self.engine.recent_sends()}
+
+    def took_over(self, predecessor: Predecessor) -> None:
+        history = inherited_history(predecessor)
+        if predecessor.found:
+            logger.info("taking over delivery: %d robot(s) sent to in the last minute%s",
+                        len(history.robots), "" if history.others is None else
+                        "; any robot may have had its 20 messages until"
+                        f" {max(0.0, self.engine.clock() - history.others):.1f}s ago")
+        self.engine.inherit(history)
+
+
 def start_delivery(options: RunOptions, view: ObjectView, quota_order: QuotaOrder,
                    kube: StatusWriting, leader: Callable[[], bool]) -> DeliveryEngine:
     """The engine from the run options, with its system-notice loop running; it
@@ -837,8 +880,7 @@ def start_delivery(options: RunOptions, view: ObjectView, quota_order: QuotaOrde
                             quota=options.settings.quota, quota_order=quota_order,
                             leader=leader,
                             templates=delivery.templates,
-                            dedup_window=options.receiver.dedup_window,
-                            unknown_history=True)
+                            dedup_window=options.receiver.dedup_window)
     if mail is None:  # said once, here, rather than at the first email not sent
         engine.no_smtp("emails and system notices", skipped=False)
     engine.start()

@@ -18,6 +18,10 @@ compete as client-go's ``leaderelection`` package does:
   take over;
 - on a clean shutdown the holder releases the Lease (no holder, 1 s duration),
   so its successor starts at once instead of waiting for expiry;
+- **handover**: the holder writes its ``Handover`` annotations (the DingTalk
+  robots' recent sends, runtime/delivery.py) with every claim, renewal and
+  release, and a new holder is told what its predecessor left there and until
+  when that one may still have acted unrecorded (:class:`Predecessor`);
 - in a Pod, the holder labels its Pod as the leader (runtime/leaderlabel.py) so
   that the receiver Service routes Alertmanager to it, and removes the label
   when it stops leading, before it releases the Lease.
@@ -46,7 +50,7 @@ import os
 import socket
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from prometheus_client import Gauge
@@ -128,6 +132,7 @@ class LeaseRecord:
     renew_time: str | None
     transitions: int
     resource_version: str
+    annotations: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     @property
     def fingerprint(self) -> tuple[str, str | None, str]:
@@ -137,13 +142,15 @@ class LeaseRecord:
 
 def parse_lease(raw: Mapping[str, Any]) -> LeaseRecord:
     spec = raw.get("spec") or {}
+    meta = raw.get("metadata") or {}
     return LeaseRecord(
         holder=str(spec.get("holderIdentity") or ""),
         duration=float(spec.get("leaseDurationSeconds") or 0),
         acquire_time=spec.get("acquireTime"),
         renew_time=spec.get("renewTime"),
         transitions=int(spec.get("leaseTransitions") or 0),
-        resource_version=str((raw.get("metadata") or {}).get("resourceVersion") or ""),
+        resource_version=str(meta.get("resourceVersion") or ""),
+        annotations={str(k): str(v) for k, v in (meta.get("annotations") or {}).items()},
     )
 
 
@@ -161,6 +168,68 @@ def may_write(renewed_at: float | None, now: float, timings: LeaseTimings) -> bo
     """Fencing: a leader writes only within ``renew_deadline`` of the start of its
     last successful renewal (``renewed_at``; None: never renewed)."""
     return renewed_at is not None and now - renewed_at < timings.renew_deadline
+
+
+@dataclass(frozen=True)
+class Predecessor:
+    """The Lease as a new holder finds it, for what the previous holder handed over.
+
+    - ``found``: a Lease existed (False on a fresh install: nobody led before);
+    - ``annotations``: what the previous holder last wrote in it;
+    - ``observed_at``: when that record was first seen, on the new holder's clock
+      (it was written no later);
+    - ``acted_until``: until when, on the new holder's clock, the previous holder
+      may have acted (written, sent) without recording it in the annotations:
+      None when it released the Lease (its last record came after its last act)
+      or there was none.
+    """
+
+    found: bool
+    annotations: Mapping[str, str]
+    observed_at: float
+    acted_until: float | None
+
+
+# How far apart two nodes' wall clocks may be (NTP keeps them far closer): used only
+# to tell that a Lease was last renewed long ago, never to decide who holds it.
+CLOCK_SKEW_SECONDS = 2.0
+
+
+def predecessor(record: LeaseRecord | None, identity: str, observed_at: float, now: float,
+                wall_age: float | None, timings: LeaseTimings, started_at: float
+                ) -> Predecessor:
+    """What a candidate about to claim the Lease takes over.
+
+    The previous holder, fenced, acted at most ``renew_deadline`` after the start of
+    its last renewal, which came before the record was observed (or, by the wall
+    clock, ``wall_age`` seconds ago, less the skew allowance, when that is earlier).
+    When it held the Lease under our identity it was this replica before a restart,
+    which stopped before this process ``started_at``.
+    """
+    if record is None:
+        return Predecessor(False, {}, now, None)
+    if not record.holder:
+        return Predecessor(True, record.annotations, observed_at, None)
+    written = observed_at
+    if wall_age is not None:
+        written = min(written, now - max(0.0, wall_age - CLOCK_SKEW_SECONDS))
+    acted_until = written + timings.renew_deadline
+    if record.holder == identity:
+        acted_until = min(acted_until, started_at)
+    return Predecessor(True, record.annotations, observed_at, acted_until)
+
+
+def renewed_ago(record: LeaseRecord, wall: datetime.datetime) -> float | None:
+    """Seconds since the record's renewTime by ``wall`` (None: absent or unreadable)."""
+    if not record.renew_time:
+        return None
+    try:
+        renewed = datetime.datetime.fromisoformat(record.renew_time)
+    except ValueError:
+        return None
+    if renewed.tzinfo is None:
+        return None
+    return (wall - renewed).total_seconds()
 
 
 def micro_time(wall: datetime.datetime) -> str:
@@ -368,6 +437,19 @@ class Leadership:
         self.holder = holder
 
 
+class Handover(Protocol):
+    """State the Lease holder hands to its successor in the Lease's annotations."""
+
+    def annotations(self) -> Mapping[str, str]:
+        """What to write now: with every claim, renewal and release."""
+        ...
+
+    def took_over(self, predecessor: Predecessor) -> None:
+        """About to claim the Lease after ``predecessor`` (not called on renewals, nor
+        when this process held the Lease last: its own memory is then complete)."""
+        ...
+
+
 class LeaderElector:
     """Acquires and renews the Lease for a :class:`Leadership` until cancelled."""
 
@@ -376,11 +458,13 @@ class LeaderElector:
         clock: Clock = time.monotonic,
         wall: Callable[[], datetime.datetime] = lambda: datetime.datetime.now(datetime.UTC),
         pod_label: LeaderPodLabel | None = None,
+        handover: Handover | None = None,
     ) -> None:
         self.api = api
         self.config = config
         self.leadership = leadership
         self.pod_label = pod_label
+        self.handover = handover
         if pod_label is not None:  # at once on a change (fencing runs between rounds)
             leadership.listen(pod_label.want)
         self._clock = clock
@@ -388,6 +472,8 @@ class LeaderElector:
         self._observed: tuple[tuple[str, str | None, str], float] | None = None
         self._record: LeaseRecord | None = None
         self._task: asyncio.Task[None] | None = None
+        self._started_at = clock()
+        self._held_here = False  # this process has held the Lease
 
     def start(self) -> None:
         self._task = asyncio.create_task(self.run(), name="leader election")
@@ -414,24 +500,48 @@ class LeaderElector:
         started = self._clock()
         raw = await self.api.get(cfg.namespace, cfg.name)
         if raw is None:
+            self._take_over(None, started)
             body = {
                 "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
-                "metadata": {"name": cfg.name, "namespace": cfg.namespace},
+                "metadata": self._annotated({"name": cfg.name, "namespace": cfg.namespace}),
                 "spec": claim_spec(None, cfg.identity, self._wall(), cfg.timings),
             }
             created = await self.api.create(cfg.namespace, body)
-            self._observe(parse_lease(created))
-            self.leadership.renewed(started)
+            self._held(parse_lease(created), started)
             return True
         record = parse_lease(raw)
         observed_at = self._observe(record)
         if held_by_another(record, cfg.identity, observed_at, self._clock()):
             return False
-        raw = {**raw, "spec": claim_spec(record, cfg.identity, self._wall(), cfg.timings)}
+        if not self.leadership.is_leader() and not (
+            self._held_here and record.holder == cfg.identity
+        ):
+            self._take_over(record, observed_at)
+        raw = {**raw, "metadata": self._annotated(raw.get("metadata") or {}),
+               "spec": claim_spec(record, cfg.identity, self._wall(), cfg.timings)}
         replaced = await self.api.replace(cfg.namespace, cfg.name, raw)
-        self._observe(parse_lease(replaced))
-        self.leadership.renewed(started)
+        self._held(parse_lease(replaced), started)
         return True
+
+    def _held(self, record: LeaseRecord, started: float) -> None:
+        self._observe(record)
+        self._held_here = True
+        self.leadership.renewed(started)
+
+    def _take_over(self, record: LeaseRecord | None, observed_at: float) -> None:
+        if self.handover is None:
+            return
+        now = self._clock()
+        wall_age = None if record is None else renewed_ago(record, self._wall())
+        self.handover.took_over(predecessor(record, self.config.identity, observed_at, now,
+                                            wall_age, self.config.timings, self._started_at))
+
+    def _annotated(self, meta: Mapping[str, Any]) -> dict[str, Any]:
+        """``meta`` with the handover's annotations (those of others kept)."""
+        if self.handover is None:
+            return dict(meta)
+        return {**meta, "annotations": {**(meta.get("annotations") or {}),
+                                        **self.handover.annotations()}}
 
     async def run(self) -> None:
         """Compete and renew every retry period, for ever (until cancelled)."""
@@ -475,7 +585,8 @@ class LeaderElector:
             raw = await self.api.get(self.config.namespace, self.config.name)
             if raw is None or parse_lease(raw).holder != self.config.identity:
                 return
-            raw = {**raw, "spec": release_spec(parse_lease(raw), self._wall())}
+            raw = {**raw, "metadata": self._annotated(raw.get("metadata") or {}),
+                   "spec": release_spec(parse_lease(raw), self._wall())}
             await self.api.replace(self.config.namespace, self.config.name, raw)
             logger.info("released Lease %s/%s", self.config.namespace, self.config.name)
         except Exception as e:  # the successor then waits for the Lease to expire
@@ -484,7 +595,7 @@ class LeaderElector:
 
 
 def leader_election(
-    config: LeaseConfig, kube: Kube
+    config: LeaseConfig, kube: Kube, handover: Handover | None = None,
 ) -> tuple[Leadership, LeaderElector | None]:
     """The leadership writers consult, and the elector that keeps it (None when off)."""
     if not config.enabled:
@@ -500,4 +611,4 @@ def leader_election(
         logger.info("not in a Pod (POD_NAME and POD_NAMESPACE unset): no leader label, "
                     "the receiver answers 503 unless this replica leads")
     return leadership, LeaderElector(KubeLeaseApi(kube, timeout), config, leadership,
-                                     pod_label=pod_label)
+                                     pod_label=pod_label, handover=handover)
