@@ -124,6 +124,17 @@ def test_lists_in_pages_then_watches_from_the_listing_version() -> None:
     assert watcher.lists == 1
 
 
+def test_the_collector_is_off_while_a_page_is_taken_in_and_on_again_after() -> None:
+    during: list[bool] = []
+    store = Store(Settings())
+    store.listen(lambda *_: during.append(gc.isenabled()))
+    api = FakeApi(lists=[page([obj("a", "5"), obj("b", "6")], "10")], watches=[])
+    assert gc.isenabled()
+    run(api, store=store)
+    assert during == [False, False]
+    assert gc.isenabled()
+
+
 def test_a_bookmark_moves_the_resume_point_without_touching_the_store() -> None:
     bookmark = {"metadata": {"resourceVersion": "99"}}
     api = FakeApi(lists=[page([obj("a", "5")], "10")], watches=[[line("BOOKMARK", bookmark)]])

@@ -21,7 +21,7 @@ import gc
 import json
 import logging
 import random
-from collections.abc import AsyncIterable, Mapping
+from collections.abc import AsyncIterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -83,6 +83,22 @@ class Gone(Exception):
 
 class WatchEnded(Exception):
     """The watch stream reported an error other than Gone."""
+
+
+@contextlib.contextmanager
+def _no_collection() -> Iterator[None]:
+    """The cyclic garbage collector off while a page is taken in: storing a page
+    allocates several objects per item, and the young collections they set off (about
+    a seventh of the time a Contact takes) find nothing to free, since stored records
+    form no cycles. Whatever the other tasks leave meanwhile is collected afterwards.
+    Nested or concurrent uses leave it on as soon as the first one that turned it off ends."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _identity(obj: Mapping[str, Any]) -> bool:
@@ -178,13 +194,14 @@ class Watcher:
                 if continue_token is not None:
                     fetching = asyncio.ensure_future(self._page(continue_token))
                 items = page.get("items")
-                for count, item in enumerate(items if isinstance(items, list) else [], 1):
-                    if isinstance(item, Mapping) and _identity(item):
-                        keys.add(self.store.put(self.kind, item))
-                    else:
-                        logger.warning("skipped a malformed %s in a listing", self.kind)
-                    if count % YIELD_EVERY == 0:
-                        await asyncio.sleep(0)
+                with _no_collection():
+                    for count, item in enumerate(items if isinstance(items, list) else [], 1):
+                        if isinstance(item, Mapping) and _identity(item):
+                            keys.add(self.store.put(self.kind, item))
+                        else:
+                            logger.warning("skipped a malformed %s in a listing", self.kind)
+                        if count % YIELD_EVERY == 0:
+                            await asyncio.sleep(0)
                 if not self.store.synced.is_set():
                     # What the first listing stores lives as long as the objects do: out
                     # of the cyclic collector's reach, which would otherwise walk all of it
