@@ -10,7 +10,8 @@ Part 1, latency (a near-empty cluster):
   webhook. Admission (below), near-empty.
 Part 2, scale (for each size N, settled Contacts; the quota raised above N):
   the operator's full garbage collections while it settles N new Contacts;
-  time from the startup handler until the store is synced, against a plain
+  over several restarts (``--restarts``, medians and ranges), time from the
+  startup handler until the store is synced, against a plain
   paginated LIST of the same objects by this (running) process; time from
   process start until the store is synced and until the webhook answers,
   against ``kubectl get contacts -A -o json`` from its start;
@@ -482,7 +483,7 @@ async def webhooks_apart(kube: Kube) -> bool:
 
 
 async def compare_admission(kube: Kube, env: dict[str, str], work: Path, ours: Process,
-                            tag: str, admissions: int, rounds: int = 5,
+                            tag: str, admissions: int, rounds: int = 10,
                             profile: Path | None = None) -> dict[str, Any]:
     """Dry-run creates through our webhook (``ours`` runs with it) and through the
     floor's no-op webhook, started here beside it, in alternating blocks of
@@ -564,7 +565,7 @@ def stop_profile(spy: subprocess.Popen[bytes] | None, raw: Path) -> list[str] | 
 
 
 async def scale_part(kube: Kube, env: dict[str, str], work: Path, sizes: list[int],
-                     quota: int, profile: bool, edits: int, admissions: int
+                     quota: int, profile: bool, edits: int, admissions: int, restarts: int
                      ) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     have = 0
@@ -619,18 +620,30 @@ async def scale_part(kube: Kube, env: dict[str, str], work: Path, sizes: list[in
         watch.stop()
         await drop_webhook(kube, OURS_WEBHOOK)
 
-        # Restart over n settled Contacts.
-        row["list_s"], before = await plain_list(kube, NS_SCALE)
-        row["kubectl_s"] = await kubectl_list(env)
-        process = Process(ours, work / f"restart-{n}.log", env)
-        spy = start_profile(process.proc.pid, work / f"profile-{n}.txt") if profile else None
-        row["synced_s"] = await wait_for(
-            "the store to be synced", lambda: process.logged("listed every kind"), 900)
-        row["synced_in_kopf_s"] = process.seconds_between(
-            "alert-contacts operator starting", "listed every kind")
-        row["webhook_s"] = row["synced_s"] + await wait_for(
-            "our webhook", lambda: our_webhook_answers(kube), 300, 0.05)
-        row["profile"] = stop_profile(spy, work / f"profile-{n}.txt")
+        # Restarts over n settled Contacts, each next to its own baselines: the API
+        # server's LIST time moves by a factor of two between runs at 1,000.
+        row["restarts"] = []
+        for attempt in range(restarts):
+            last = attempt == restarts - 1
+            times: dict[str, float] = {}
+            times["list_s"], versions = await plain_list(kube, NS_SCALE)
+            if attempt == 0:
+                before = versions  # the writes of every restart count
+            times["kubectl_s"] = await kubectl_list(env)
+            process = Process(ours, work / f"restart-{n}-{attempt}.log", env)
+            spy = (start_profile(process.proc.pid, work / f"profile-{n}.txt")
+                   if profile and last else None)
+            times["synced_s"] = await wait_for(
+                "the store to be synced", lambda: process.logged("listed every kind"), 900)
+            times["synced_in_kopf_s"] = process.seconds_between(
+                "alert-contacts operator starting", "listed every kind")
+            times["webhook_s"] = times["synced_s"] + await wait_for(
+                "our webhook", lambda: our_webhook_answers(kube), 300, 0.05)
+            row["profile"] = stop_profile(spy, work / f"profile-{n}.txt")
+            row["restarts"].append(times)
+            if not last:
+                process.stop()
+                await drop_webhook(kube, OURS_WEBHOOK)
         probe = f"probe-{n}"
         watch = ReadyWatch(kube, NS_SCALE)
         await watch.start()
@@ -652,7 +665,8 @@ async def scale_part(kube: Kube, env: dict[str, str], work: Path, sizes: list[in
         await until_done("deleting the probe", lambda: kube.request(
             "DELETE", custom_path("Contact", NS_SCALE, probe)), 600)
         rows.append(row)
-        figures = {k: v for k, v in row.items() if k not in ("profile", "admission")}
+        figures = {k: v for k, v in row.items() if k not in ("profile", "admission", "restarts")}
+        figures |= {k: [round(t[k], 3) for t in row["restarts"]] for k in row["restarts"][0]}
         print(f"  size {n}: done ({json.dumps(figures, default=str)})", flush=True)
     return rows
 
@@ -695,27 +709,44 @@ def report_admission(compared: list[tuple[str, dict[str, Any]]]) -> None:
               f" {cpu[1] * MS:>6.3f} {ratio(cpu[0], cpu[1]):>6}  {refused}", flush=True)
 
 
+def restart_median(row: dict[str, Any], key: str) -> float:
+    return statistics.median(t[key] for t in row["restarts"])
+
+
+def restart_ratio(row: dict[str, Any], key: str, baseline: str) -> str:
+    """The median of each restart's ratio to its own baseline, and their range."""
+    ratios = sorted(t[key] / t[baseline] for t in row["restarts"] if t[baseline] > 0)
+    if not ratios:
+        return "n/a"
+    return f"{statistics.median(ratios):.2f}x [{ratios[0]:.2f}-{ratios[-1]:.2f}]"
+
+
 def report(latency: dict[str, Any], admission: dict[str, Any], rows: list[dict[str, Any]],
            ncpu: int) -> None:
     if latency:
         report_latency(latency, ncpu)
     report_admission(([("near-empty", admission)] if admission else [])
                      + [(str(r["n"]), r["admission"]) for r in rows])
-    print("\n== scale: settled Contacts, restart of the operator ==")
+    print("\n== scale: settled Contacts, restarts of the operator ==")
     print("in-process: from the startup handler until the store is synced, against a paginated"
           " LIST by a running\nprocess; synced / webhook: from process start (imports included)"
           " until the store is synced / the\nwebhook answers, against `kubectl get contacts -A"
-          " -o json` from its start")
-    print(f"{'N':>7} {'LIST':>7} {'in-process':>10} {'ratio':>6} {'kubectl':>8} {'synced':>8}"
-          f" {'ratio':>6} {'webhook':>8} {'ratio':>6}"
-          f" {'writes':>7} {'RSS MB':>7} {'edit->Ready p50/p99 ms':>23} {'pass ms':>8}"
-          f" {'writes/event (API)':>18} {'create s':>9} {'settle s':>9}")
+          " -o json` from its start. Each restart is\nset against its own baselines, taken just"
+          " before it: medians over the restarts, each ratio's range\nin brackets.")
+    print(f"{'N':>7} {'restarts':>8} {'LIST':>7} {'in-process':>10} {'ratio':>17}"
+          f" {'kubectl':>8} {'synced':>8} {'ratio':>17} {'webhook':>8} {'ratio':>17}")
     for r in rows:
-        print(f"{r['n']:>7} {r['list_s']:>6.2f}s {r['synced_in_kopf_s']:>9.2f}s "
-              f"{ratio(r['synced_in_kopf_s'], r['list_s']):>6} {r['kubectl_s']:>7.2f}s "
-              f"{r['synced_s']:>7.2f}s {ratio(r['synced_s'], r['kubectl_s']):>6} "
-              f"{r['webhook_s']:>7.2f}s {ratio(r['webhook_s'], r['kubectl_s']):>6} "
-              f"{r['restart_writes']:>7} "
+        print(f"{r['n']:>7} {len(r['restarts']):>8} {restart_median(r, 'list_s'):>6.2f}s"
+              f" {restart_median(r, 'synced_in_kopf_s'):>9.2f}s"
+              f" {restart_ratio(r, 'synced_in_kopf_s', 'list_s'):>17}"
+              f" {restart_median(r, 'kubectl_s'):>7.2f}s {restart_median(r, 'synced_s'):>7.2f}s"
+              f" {restart_ratio(r, 'synced_s', 'kubectl_s'):>17}"
+              f" {restart_median(r, 'webhook_s'):>7.2f}s"
+              f" {restart_ratio(r, 'webhook_s', 'kubectl_s'):>17}")
+    print(f"\n{'N':>7} {'writes on restart':>17} {'RSS MB':>7} {'edit->Ready p50/p99 ms':>23}"
+          f" {'pass ms':>8} {'writes/event (API)':>18} {'create s':>9} {'settle s':>9}")
+    for r in rows:
+        print(f"{r['n']:>7} {r['restart_writes']:>17} "
               f"{r['rss_mb']:>7.0f} {r['event_s'][0] * MS:>11.0f} / {r['event_s'][1] * MS:<9.0f}"
               f" {r['pass_s'] * MS:>8.1f} {r['writes_per_event']:>5.2f}"
               f" ({r['api_writes_per_event']:.2f}) {r['create_s']:>9.1f} {r['settle_s']:>9.1f}")
@@ -731,9 +762,10 @@ def report(latency: dict[str, Any], admission: dict[str, Any], rows: list[dict[s
         print("growth from the smallest size:")
         for r in rows[1:]:
             print(f"  {r['n'] / first['n']:.0f}x objects:"
-                  f" synced {ratio(r['synced_s'], first['synced_s'])},"
-                  f" in-process {ratio(r['synced_in_kopf_s'], first['synced_in_kopf_s'])},"
-                  f" LIST {ratio(r['list_s'], first['list_s'])},"
+                  f" synced {ratio(*(restart_median(x, 'synced_s') for x in (r, first)))},"
+                  f" in-process"
+                  f" {ratio(*(restart_median(x, 'synced_in_kopf_s') for x in (r, first)))},"
+                  f" LIST {ratio(*(restart_median(x, 'list_s') for x in (r, first)))},"
                   f" per event {ratio(r['event_s'][0], first['event_s'][0])},"
                   f" pass {ratio(r['pass_s'], first['pass_s'])}")
     for r in rows:
@@ -768,7 +800,7 @@ async def main_async(args: argparse.Namespace) -> None:
             report_latency(latency, os.cpu_count() or 0)
             report_admission([("near-empty", admission)])
         rows = await scale_part(kube, env, work, sorted(args.sizes), quota, args.profile,
-                                args.edits, args.admissions)
+                                args.edits, args.admissions, args.restarts)
         report(latency, admission, rows, os.cpu_count() or 0)
     finally:
         for process in Process.running:
@@ -787,13 +819,18 @@ def main() -> None:
     parser.add_argument("--burst", type=int, default=300,
                         help="creates by 10 concurrent clients, for apply->Ready")
     parser.add_argument("--edits", type=int, default=20, help="watch events timed per size")
-    parser.add_argument("--admissions", type=int, default=1000,
-                        help="dry-run creates (10 concurrent) timed per size")
+    parser.add_argument("--admissions", type=int, default=3000,
+                        help="dry-run creates (10 concurrent) timed per size and webhook")
+    parser.add_argument("--restarts", type=int, default=3,
+                        help="restarts timed per size (medians and ranges are reported)")
     parser.add_argument("--no-latency", action="store_true",
                         help="skip the apply->Ready part (scale figures only)")
     parser.add_argument("--profile", action="store_true",
                         help="py-spy the operator while it syncs, at every size")
-    asyncio.run(main_async(parser.parse_args()))
+    args = parser.parse_args()
+    if args.restarts < 1:
+        parser.error(f"--restarts {args.restarts}: at least one restart is timed")
+    asyncio.run(main_async(args))
 
 
 if __name__ == "__main__":
