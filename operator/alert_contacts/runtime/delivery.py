@@ -7,7 +7,8 @@ transient failure is retried with backoff within a bounded budget
 (``domain.delivery.retry_delay``); a target that already got a notification
 is not sent it again (``domain.dedup``). The HTTP answer follows
 ``domain.delivery.answer``. Outcomes are written to the objects' status on
-change only (``domain.feedback``). Only the leader delivers.
+change only (``domain.feedback``). Only the leader delivers; the robots' sends
+of the last minute go to the next leader through the Lease (``SendsHandover``).
 """
 
 from __future__ import annotations

@@ -595,7 +595,7 @@ class LeaderElector:
 
 
 def leader_election(
-    config: LeaseConfig, kube: Kube, handover: Handover | None = None,
+    config: LeaseConfig, kube: Kube
 ) -> tuple[Leadership, LeaderElector | None]:
     """The leadership writers consult, and the elector that keeps it (None when off)."""
     if not config.enabled:
@@ -611,4 +611,4 @@ def leader_election(
         logger.info("not in a Pod (POD_NAME and POD_NAMESPACE unset): no leader label, "
                     "the receiver answers 503 unless this replica leads")
     return leadership, LeaderElector(KubeLeaseApi(kube, timeout), config, leadership,
-                                     pod_label=pod_label, handover=handover)
+                                     pod_label=pod_label)
