@@ -498,9 +498,12 @@ def test_a_successor_counts_the_sends_its_predecessor_handed_over_and_no_more() 
         third = successor_of(Predecessor(True, SendsHandover(second).annotations(),
                                          clock.now, None), clock)
         assert third._queue(bot_a).earliest_send() == pytest.approx(sent_at + 1 + 61.0)
-        # The first leads again after the third: its own queue takes the handed-over view.
+        # The first leads again after the third crashed: its existing queue for robot a
+        # takes the handed-over view, and every robot counts the third's last moments.
         SendsHandover(first).took_over(Predecessor(True, SendsHandover(third).annotations(),
                                                    clock.now, clock.now - 0.5))
+        assert first._queue(bot_a).sent_times()[-1] == pytest.approx(sent_at + 1)
+        assert first._queue(bot_a).earliest_send() == pytest.approx(sent_at + 1 + 61.0)
         assert first._queue(bot_b).earliest_send() == pytest.approx(clock.now - 0.5 + 61.0)
         await first.close()
     run(main)
