@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import copy
 
-from alert_contacts.domain.dedup import SeenWindow, alert_key, delivery_keys
+import pytest
+
+from alert_contacts.domain.dedup import (
+    SeenWindow,
+    alert_key,
+    decode_seen,
+    delivery_keys,
+    encode_seen,
+)
 
 from .delivery_data import FIRING_API, notification
 
@@ -43,7 +51,7 @@ def test_an_alert_without_fingerprint_is_keyed_by_its_labels() -> None:
 def test_keys_hold_no_personal_data_or_labels() -> None:
     for key in delivery_keys(notification(), "email/alice@example.com"):
         assert "alice" not in key and "team-a" not in key
-        assert len(key) == 64
+        assert len(key) == 32
 
 
 def test_seen_window_remembers_until_expiry() -> None:
@@ -74,3 +82,45 @@ def test_prune_keeps_memory_bounded_under_churn() -> None:
         window.prune(float(t))
     assert len(window) <= 11
     assert len(window._heap) <= 11
+
+
+def test_a_key_remembered_later_is_not_cut_short_by_an_earlier_copy() -> None:
+    window = SeenWindow(ttl=60.0)
+    window.remember("k", 30.0)
+    window.remember("k", 10.0)  # handed over from a leader that saw it earlier
+    assert window.seen("k", 89.0)
+
+
+def test_remembered_keys_are_handed_over_with_their_age() -> None:
+    window = SeenWindow(ttl=60.0)
+    window.remember("old", 0.0)
+    window.remember("a", 20.0)
+    window.remember("b", 39.95)
+    text = encode_seen(window.remembered(now=65.0), now=65.0)
+    assert "old" not in text  # expired at 60
+    read = decode_seen(text, at=70.0)  # read 5 s after it was written
+    assert read is not None
+    assert {key: round(at, 6) for key, at in read} == {"a": 25.0, "b": 45.0}
+    successor = SeenWindow(ttl=60.0)
+    for key, at in read:
+        successor.remember(key, at)
+    assert successor.seen("a", 84.9) and successor.seen("b", 104.9)
+    assert not successor.seen("a", 85.0)
+
+
+def test_only_the_most_recent_keys_are_handed_over_when_they_do_not_all_fit() -> None:
+    keys = [(f"{i:032x}", float(i)) for i in range(100)]
+    text = encode_seen(keys, now=100.0, max_bytes=1_000)
+    assert len(text) <= 1_000
+    read = decode_seen(text, at=100.0)
+    assert read is not None and 0 < len(read) < 100
+    kept = {int(key, 16) for key, _ in read}
+    assert kept == set(range(100 - len(kept), 100))
+
+
+@pytest.mark.parametrize("text", [
+    None, "", "[1]", "not json", '{"v":2,"keys":{}}', '{"v":1,"keys":[]}',
+    '{"v":1,"keys":{"k":-1}}', '{"v":1,"keys":{"k":1.5}}', '{"v":1,"keys":{"k":true}}',
+])
+def test_handed_over_keys_that_cannot_be_read_are_none(text: str | None) -> None:
+    assert decode_seen(text, at=10.0) is None

@@ -19,7 +19,7 @@ from alert_contacts.domain.engine import engine_of
 from alert_contacts.domain.outcome import SendOutcome
 from alert_contacts.domain.records import record_of
 from alert_contacts.domain.types import ObjectRef
-from alert_contacts.runtime.delivery import DeliveryEngine, MailConfig, RobotQueue, SendsHandover
+from alert_contacts.runtime.delivery import DeliveryEngine, DeliveryHandover, MailConfig, RobotQueue
 from alert_contacts.runtime.lease import Predecessor
 from alert_contacts.settings import Settings
 
@@ -473,7 +473,7 @@ def successor_of(predecessor: Predecessor, clock: FakeClock) -> DeliveryEngine:
     subject = DeliveryEngine(cluster(), FakeDingTalk(), None, FakeKube(),
                              ZoneInfo("Asia/Shanghai"), quota=100, quota_order=NO_NOTICES,
                              clock=clock)
-    SendsHandover(subject).took_over(predecessor)
+    DeliveryHandover(subject).took_over(predecessor)
     return subject
 
 
@@ -489,24 +489,43 @@ def test_a_successor_counts_the_sends_its_predecessor_handed_over_and_no_more() 
         sent_at = clock.now
         for i in range(20):  # robot a's whole minute, one message at a time
             assert (await first.send_to_bot(bot_a, [DingTalkMessage(f"m{i}", "x")])).kind == "ok"
-        written = SendsHandover(first).annotations()
+        written = DeliveryHandover(first).annotations()
         clock.now += 1  # the successor reads the Lease a second later
         second = successor_of(Predecessor(True, written, clock.now, None), clock)
         assert second._queue(bot_a).earliest_send() == pytest.approx(sent_at + 1 + 61.0)
         assert second._queue(bot_b).earliest_send() == clock.now  # nothing went to b
         # Handed on again, without sending: the third still knows of robot a's minute.
-        third = successor_of(Predecessor(True, SendsHandover(second).annotations(),
+        third = successor_of(Predecessor(True, DeliveryHandover(second).annotations(),
                                          clock.now, None), clock)
         assert third._queue(bot_a).earliest_send() == pytest.approx(sent_at + 1 + 61.0)
         # The first leads again after the third crashed: its existing queue for robot a
         # takes the handed-over view, and every robot counts the third's last moments.
-        SendsHandover(first).took_over(Predecessor(True, SendsHandover(third).annotations(),
+        DeliveryHandover(first).took_over(Predecessor(True, DeliveryHandover(third).annotations(),
                                                    clock.now, clock.now - 0.5))
         assert first._queue(bot_a).sent_times()[-1] == pytest.approx(sent_at + 1)
         assert first._queue(bot_a).earliest_send() == pytest.approx(sent_at + 1 + 61.0)
         assert first._queue(bot_b).earliest_send() == pytest.approx(clock.now - 0.5 + 61.0)
         await first.close()
     run(main)
+
+
+def test_a_retry_that_reaches_the_next_leader_skips_what_the_first_delivered() -> None:
+    dingtalk = FakeDingTalk({URL_B: [BUSY]})  # robot b keeps failing: Alertmanager retries
+
+    async def main() -> None:
+        first = engine(cluster(("a", "b")), dingtalk, budget=0.5)
+        answer = await first.deliver("team", "sre", parse_notification(payload()))
+        assert answer.status == 503 and "dingtalkbot/b" in answer.summary
+        written = DeliveryHandover(first).annotations()
+        await first.close()
+        second = engine(cluster(("a", "b")), dingtalk, budget=0.5)
+        DeliveryHandover(second).took_over(Predecessor(True, written, time.monotonic(), None))
+        dingtalk.script[URL_B] = [OK]
+        retry = await second.deliver("team", "sre", parse_notification(payload()))
+        assert retry.status == 200, retry.summary
+        await second.close()
+    run(main)
+    assert [url for _, url, _ in dingtalk.sent].count(URL_A) == 1  # not again from the second
 
 
 def test_what_a_new_leader_assumes_without_a_readable_history() -> None:

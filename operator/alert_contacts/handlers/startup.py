@@ -24,7 +24,7 @@ import kopf
 from alert_contacts import metrics
 from alert_contacts.receiver.server import start_receiver
 from alert_contacts.runtime.certs import write_self_signed
-from alert_contacts.runtime.delivery import SendsHandover, start_delivery
+from alert_contacts.runtime.delivery import DeliveryHandover, start_delivery
 from alert_contacts.runtime.health import health_problem, serve_health
 from alert_contacts.runtime.kube import Kube, load_client
 from alert_contacts.runtime.lease import leader_election
@@ -83,8 +83,8 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     memo.delivery = start_delivery(options, store, memo.reconciler.engine, memo.kube,
                                    memo.leadership.is_leader)
     store.listen(memo.delivery.on_change)  # send-test annotations
-    if memo.elector is not None:  # the robots' recent sends go with the Lease
-        memo.elector.handover = SendsHandover(memo.delivery)
+    if memo.elector is not None:  # recent sends and delivery keys go with the Lease
+        memo.elector.handover = DeliveryHandover(memo.delivery)
     try:
         memo.receiver = await start_receiver(options.receiver, memo.delivery)
     except OSError as e:  # a taken port: stop with a clear message rather than retry

@@ -8,7 +8,8 @@ transient failure is retried with backoff within a bounded budget
 is not sent it again (``domain.dedup``). The HTTP answer follows
 ``domain.delivery.answer``. Outcomes are written to the objects' status on
 change only (``domain.feedback``). Only the leader delivers; the robots' sends
-of the last minute go to the next leader through the Lease (``SendsHandover``).
+of the last minute and the delivery keys go to the next leader through the Lease
+(``DeliveryHandover``).
 """
 
 from __future__ import annotations
@@ -26,7 +27,14 @@ from typing import Any, Literal, Protocol
 
 from alert_contacts import metrics
 from alert_contacts.domain.alerts import Notification
-from alert_contacts.domain.dedup import DEFAULT_WINDOW, SeenWindow, delivery_keys
+from alert_contacts.domain.dedup import (
+    DEFAULT_WINDOW,
+    SEEN_ANNOTATION,
+    SeenWindow,
+    decode_seen,
+    delivery_keys,
+    encode_seen,
+)
 from alert_contacts.domain.delivery import (
     RETRY_BUDGET_SECONDS,
     Answer,
@@ -359,7 +367,7 @@ class DeliveryEngine:
         self.quota_order = quota_order
         self.leader = leader
         # The robots' sends before this replica led, as its predecessor handed them over
-        # through the Lease (SendsHandover): empty without leader election.
+        # through the Lease (DeliveryHandover): empty without leader election.
         self._inherited = SendHistory()
         self.clock = clock
         self.wall = wall
@@ -844,25 +852,34 @@ def inherited_history(predecessor: Predecessor) -> SendHistory:
     return history.with_unknown_until(predecessor.acted_until)
 
 
-class SendsHandover:
-    """Delivery's part of the Lease handover (``runtime.lease.Handover``): the leader
-    keeps its robots' recent sends in the Lease, so that its successor neither breaks
-    DingTalk's 20-a-minute limit nor waits out a minute it knows nothing of."""
+class DeliveryHandover:
+    """Delivery's part of the Lease handover (``runtime.lease.Handover``). The leader
+    keeps in the Lease its robots' recent sends, so that its successor neither breaks
+    DingTalk's 20-a-minute limit nor waits out a minute it knows nothing of, and the
+    delivery keys it remembers, so that a retry of what it delivered is not sent again."""
 
     def __init__(self, engine: DeliveryEngine) -> None:
         self.engine = engine
 
     def annotations(self) -> Mapping[str, str]:
-        return {HISTORY_ANNOTATION: self.engine.recent_sends()}
+        now = self.engine.clock()
+        return {HISTORY_ANNOTATION: self.engine.recent_sends(),
+                SEEN_ANNOTATION: encode_seen(self.engine.seen.remembered(now), now)}
 
     def took_over(self, predecessor: Predecessor) -> None:
         history = inherited_history(predecessor)
+        seen = decode_seen(predecessor.annotations.get(SEEN_ANNOTATION),
+                           predecessor.observed_at) or []
         if predecessor.found:
-            logger.info("taking over delivery: %d robot(s) sent to in the last minute%s",
-                        len(history.robots), "" if history.others is None else
+            logger.info("taking over delivery: %d robot(s) sent to in the last minute%s; "
+                        "%d delivery key(s) remembered", len(history.robots),
+                        "" if history.others is None else
                         "; any robot may have had its 20 messages until"
-                        f" {max(0.0, self.engine.clock() - history.others):.1f}s ago")
+                        f" {max(0.0, self.engine.clock() - history.others):.1f}s ago",
+                        len(seen))
         self.engine.inherit(history)
+        for key, remembered_at in seen:
+            self.engine.seen.remember(key, remembered_at)
 
 
 def start_delivery(options: RunOptions, view: ObjectView, quota_order: QuotaOrder,
