@@ -17,6 +17,7 @@ import math
 from dataclasses import dataclass, field
 
 from .alerts import Alert, Notification
+from .handover import age_of, is_age, moment_of, read_versioned
 
 # About Alertmanager's retry horizon: its retries of one notification come within minutes.
 # A repeat_interval reminder is the same payload again, so the window must stay shorter than
@@ -97,7 +98,7 @@ def encode_seen(keys: list[tuple[str, float]], now: float,
     kept: dict[str, int] = {}
     size = 32  # the envelope
     for key, at in sorted(keys, key=lambda item: item[1], reverse=True):
-        age = max(0, math.floor((now - at) * 10))
+        age = age_of(at, now)
         entry = len(key) + len(str(age)) + 4  # "key":age,
         if size + entry > max_bytes:
             break
@@ -109,18 +110,8 @@ def encode_seen(keys: list[tuple[str, float]], now: float,
 def decode_seen(text: str | None, at: float) -> list[tuple[str, float]] | None:
     """The keys an annotation written no later than ``at`` holds, each with when it was
     remembered on the reader's clock; None when there is none or it cannot be read."""
-    if not text:
+    body = read_versioned(text, SEEN_VERSION)
+    keys = None if body is None else body.get("keys")
+    if not isinstance(keys, dict) or not all(is_age(age) for age in keys.values()):
         return None
-    try:
-        body = json.loads(text)
-    except ValueError:
-        return None
-    if not isinstance(body, dict) or body.get("v") != SEEN_VERSION:
-        return None
-    keys = body.get("keys")
-    if not isinstance(keys, dict) or not all(
-        isinstance(age, int) and not isinstance(age, bool) and age >= 0
-        for age in keys.values()
-    ):
-        return None
-    return [(str(key), at - age / 10) for key, age in keys.items()]
+    return [(str(key), moment_of(age, at)) for key, age in keys.items()]

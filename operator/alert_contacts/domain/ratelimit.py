@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import bisect
 import json
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+
+from alert_contacts.domain.handover import age_of, is_age, moment_of, read_versioned
 
 DINGTALK_LIMIT = 20
 DINGTALK_WINDOW = 60.0
@@ -106,9 +107,6 @@ def encode_history(history: SendHistory, now: float, window: float = DINGTALK_WI
     first that does not fit in ``max_bytes`` on, the rest are folded into
     ``others`` at the latest of their sends."""
 
-    def age(t: float) -> int:
-        return max(0, math.floor((now - t) * 10))
-
     recent = {robot: sorted((t for t in times if t > now - window), reverse=True)
               for robot, times in history.robots.items()}
     recent = {robot: times for robot, times in recent.items() if times}
@@ -117,7 +115,7 @@ def encode_history(history: SendHistory, now: float, window: float = DINGTALK_WI
     kept: dict[str, list[int]] = {}
     size = 64  # the envelope, with room for "others"
     for robot in sorted(recent, key=lambda r: recent[r][0], reverse=True):
-        ages = [age(t) for t in recent[robot]]
+        ages = [age_of(t, now) for t in recent[robot]]
         entry = len(json.dumps({robot: ages}, separators=(",", ":")))
         if size + entry > max_bytes:  # this robot and every less recent one
             newest = recent[robot][0]
@@ -127,7 +125,7 @@ def encode_history(history: SendHistory, now: float, window: float = DINGTALK_WI
         size += entry
     body: dict[str, object] = {"v": HISTORY_VERSION, "robots": kept}
     if others is not None:
-        body["others"] = age(others)
+        body["others"] = age_of(others, now)
     return json.dumps(body, separators=(",", ":"), sort_keys=True)
 
 
@@ -135,26 +133,18 @@ def decode_history(text: str | None, at: float) -> SendHistory | None:
     """The history an annotation written no later than ``at`` records, on the reader's
     clock (each send placed at ``at`` minus its age: never earlier than it was);
     None when there is none or it cannot be read (another version, a hand edit)."""
-    if not text:
-        return None
-    try:
-        body = json.loads(text)
-    except ValueError:
-        return None
-    if not isinstance(body, dict) or body.get("v") != HISTORY_VERSION:
+    body = read_versioned(text, HISTORY_VERSION)
+    if body is None:
         return None
     robots, others = body.get("robots"), body.get("others")
-    if not isinstance(robots, dict) or not (others is None or _is_age(others)):
+    if not isinstance(robots, dict) or not (others is None or is_age(others)):
         return None
-    if not all(isinstance(ages, list) and all(_is_age(a) for a in ages)
+    if not all(isinstance(ages, list) and all(is_age(a) for a in ages)
                for ages in robots.values()):
         return None
     return SendHistory(
-        {str(robot): tuple(sorted(at - a / 10 for a in ages)) for robot, ages in robots.items()},
-        None if others is None else at - others / 10,
+        {str(robot): tuple(sorted(moment_of(a, at) for a in ages))
+         for robot, ages in robots.items()},
+        None if others is None else moment_of(others, at),
     )
-
-
-def _is_age(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
