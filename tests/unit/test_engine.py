@@ -163,3 +163,22 @@ def test_one_change_among_thousands_of_objects_touches_a_handful() -> None:
     elapsed = time.perf_counter() - started
     assert len(touched) <= 2  # itself, and at most the object crossing the quota boundary
     assert elapsed < 0.05  # generous for a loaded machine; bench/ measures the real figure
+
+
+def test_a_new_object_pushing_a_member_out_of_the_quota_touches_its_group() -> None:
+    # The engine's quick path for a new object nobody rivals must still report the
+    # group of the object it pushes across the quota boundary (too rare for the
+    # property above to find in its examples).
+    world = World(quota=1)
+    engine = DecisionEngine(world.settings)
+    run_step(world, engine, ("put", "ContactGroup", "x", "g1", {"contacts": ["late"]}, NOW))
+    run_step(world, engine, ("put", "Contact", "x", "late", {"email": "a@example.com"},
+                             "2026-01-02T00:00:00Z"))
+    before = world.desired()
+    touched = run_step(world, engine, ("put", "Contact", "y", "early",
+                                       {"email": "b@example.com"}, "2026-01-01T00:00:00Z"))
+    after = world.desired()
+    group = ObjectRef("ContactGroup", "x", "g1")
+    assert after[group] != before[group]  # its member is no longer Ready
+    assert touched == {ObjectRef("Contact", "y", "early"), ObjectRef("Contact", "x", "late"),
+                       group}

@@ -124,6 +124,17 @@ def test_lists_in_pages_then_watches_from_the_listing_version() -> None:
     assert watcher.lists == 1
 
 
+def test_the_next_page_is_asked_for_before_this_one_is_taken_in() -> None:
+    # The API server prepares the next page while the operator validates this one.
+    requests_made: list[int] = []
+    store = Store(Settings())
+    api = FakeApi(lists=[page([obj("a", "5"), obj("b", "6")], "10", cont="tok"),
+                         page([obj("c", "7")], "10")], watches=[])
+    store.listen(lambda *_: requests_made.append(len(api.list_queries)))
+    run(api, store=store)
+    assert requests_made == [2, 2, 2]
+
+
 def test_the_collector_is_off_while_a_page_is_taken_in_and_on_again_after() -> None:
     during: list[bool] = []
     store = Store(Settings())

@@ -233,9 +233,13 @@ class DecisionEngine:
     def _set_claimant(self, ref: ObjectRef, record: ObjectRecord | None) -> set[ObjectRef]:
         """Replace (or drop, when ``record`` is None) one claimant; the touched refs."""
         old = self._candidates.get(ref)
-        old_claims = set(old.verdict.claims) if old is not None and old.verdict.valid else set()
         new = None if record is None else candidate_of(record, self._verdict(record))
         new_claims = set(new.verdict.claims) if new is not None and new.verdict.valid else set()
+        if (old is None and record is not None and new is not None
+                and ref not in self._groups_naming
+                and not any(claim in self._claimants for claim in new_claims)):
+            return self._add_alone(ref, record, new)
+        old_claims = set(old.verdict.claims) if old is not None and old.verdict.valid else set()
         affected = sorted(old_claims | new_claims)
         owners_before = {claim: self.owner(claim) for claim in affected}
         involved = {ref}.union(*(self.claimants(claim) for claim in affected))
@@ -271,6 +275,23 @@ class DecisionEngine:
         touched |= crossed
         # Objects that crossed the quota boundary changed readiness by definition.
         for other in crossed | {r for r, b in readiness_before.items() if self._readiness(r) != b}:
+            touched |= self._groups_naming.get(other, set())
+        return touched
+
+    def _add_alone(self, ref: ObjectRef, record: ObjectRecord, new: Candidate) -> set[ObjectRef]:
+        """``_set_claimant`` for a new object that no group names and whose keys nobody
+        claims (most objects of a first listing, and of new ones): it owns its keys, no
+        other's decision changes, and only the quota boundary can move. The same result,
+        without looking for rivals and readiness changes that cannot be."""
+        self._track_secrets(ref, None, record)
+        self._candidates[ref] = new
+        self._records[ref] = record
+        if new.verdict.valid:
+            for claim in new.verdict.claims:
+                self._add_claimant(claim, (*new.claim_key(claim), ref))
+        crossed = self._refresh_eligibility(ref)
+        touched = {ref, *crossed}
+        for other in crossed:
             touched |= self._groups_naming.get(other, set())
         return touched
 
@@ -327,8 +348,7 @@ class DecisionEngine:
             entry = (*self._candidates[ref].eligible_key(), ref)
             self._eligible.add(entry)
             self._eligible_entry[ref] = entry
-            index = self._eligible.index(entry)
-            if 0 <= index < quota < len(self._eligible):
+            if quota < len(self._eligible) and self._eligible.index(entry) < quota:
                 crossed.add(self._eligible[quota][-1])  # pushed out of the quota
         crossed.discard(ref)
         return crossed

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -42,13 +43,15 @@ def _mapping(value: Any) -> Mapping[str, Any]:
 
 
 def record_of(kind: str, body: Mapping[str, Any], verdict: Verdict | None = None) -> ObjectRecord:
-    """Read a record off a raw object body; never raises on a malformed body."""
+    """Read a record off a raw object body; never raises on a malformed body.
+
+    The namespace and creation time are interned: many records share them."""
     meta = _mapping(body.get("metadata"))
     generation = meta.get("generation")
     return ObjectRecord(
-        ref=ObjectRef(kind, str(meta.get("namespace", "")), str(meta.get("name", ""))),
+        ref=ObjectRef(kind, sys.intern(str(meta.get("namespace", ""))), str(meta.get("name", ""))),
         uid=str(meta.get("uid", "")),
-        created=str(meta.get("creationTimestamp", "")),
+        created=sys.intern(str(meta.get("creationTimestamp", ""))),
         generation=generation if isinstance(generation, int) else 0,
         spec=_mapping(body.get("spec")),
         status=_mapping(body.get("status")),

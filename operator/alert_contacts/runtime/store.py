@@ -167,33 +167,23 @@ class Store:
             return SecretRecord(
                 str(meta.get("namespace", "")), str(meta.get("name", "")), secret_data(body)
             )
-        body = self._shared_parts(body)
-        record = record_of(kind, body)
-        if kind != CONTACT:
-            return record
-        # A Contact's validity depends on its spec alone: validate once per spec,
-        # not again when only its status changes (the echo of our own write).
-        old = self.contacts.get(record.ref)
-        if old is not None and old.verdict is not None and old.spec == record.spec:
-            verdict = old.verdict
-        else:
-            verdict = validate_contact(record.spec, self.settings)
-        return record_of(kind, body, verdict)
-
-    def _shared_parts(self, body: Mapping[str, Any]) -> Mapping[str, Any]:
-        """``body`` with its spec, status, namespace and creation time shared where equal."""
-        meta, spec, status = body.get("metadata"), body.get("spec"), body.get("status")
-        shared = dict(body)
+        meta = body.get("metadata")
+        meta = meta if isinstance(meta, Mapping) else {}
+        spec, status = body.get("spec"), body.get("status")
+        spec = _interned(spec) if isinstance(spec, Mapping) else {}
+        verdict = None
+        if kind == CONTACT:
+            # A Contact's validity depends on its spec alone: validate once per spec,
+            # not again when only its status changes (the echo of our own write).
+            ref = ObjectRef(kind, str(meta.get("namespace", "")), str(meta.get("name", "")))
+            old = self.contacts.get(ref)
+            if old is not None and old.verdict is not None and old.spec == spec:
+                verdict = old.verdict
+            else:
+                verdict = validate_contact(spec, self.settings)
         if isinstance(status, dict):
-            shared["status"] = self._share.status(status)
-        if isinstance(spec, dict):
-            shared["spec"] = _interned(spec)
-        if isinstance(meta, Mapping):
-            shared["metadata"] = {**meta, **{
-                key: sys.intern(meta[key]) for key in ("namespace", "creationTimestamp")
-                if isinstance(meta.get(key), str)
-            }}
-        return shared
+            status = self._share.status(status)
+        return record_of(kind, {**body, "spec": spec, "status": status}, verdict)
 
     def put(self, kind: str, body: Mapping[str, Any]) -> Key:
         """An object was added or modified; returns what the store keys it by."""

@@ -193,6 +193,7 @@ class Watcher:
                 continue_token = meta.get("continue") or None
                 if continue_token is not None:
                     fetching = asyncio.ensure_future(self._page(continue_token))
+                    await asyncio.sleep(0)  # the request goes out before the intake starts
                 items = page.get("items")
                 with _no_collection():
                     for count, item in enumerate(items if isinstance(items, list) else [], 1):
