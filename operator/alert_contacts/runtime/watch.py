@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import json
 import logging
 import random
 from collections.abc import AsyncIterable, Iterator, Mapping
@@ -27,7 +26,7 @@ from typing import Any, Protocol
 
 from alert_contacts.domain.engine import BOT, CONTACT, SECRET
 from alert_contacts.domain.engine import GROUP as GROUP_KIND
-from alert_contacts.runtime.kube import ApiError, custom_path, describe_error
+from alert_contacts.runtime.kube import ApiError, custom_path, describe_error, parse_json
 from alert_contacts.runtime.store import Key, Store
 
 logger = logging.getLogger(__name__)
@@ -248,7 +247,7 @@ class Watcher:
         if not line.strip():
             return resource_version
         try:
-            event = json.loads(line)
+            event = parse_json(line)
         except ValueError:
             logger.warning("skipped a %s watch line that is not JSON", self.kind)
             return resource_version
