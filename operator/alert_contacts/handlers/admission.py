@@ -69,6 +69,11 @@ def _admit_claimant(
     secrets = engine.secret_index()
 
     def verdict_of(record: ObjectRecord) -> Verdict:
+        # The spec the engine holds for this object (an edit's old spec, mostly) has
+        # its verdict there already, kept current as Secrets change.
+        known, candidate = engine.record(record.ref), engine.candidate(record.ref)
+        if known is not None and candidate is not None and known.spec == record.spec:
+            return candidate.verdict
         if kind == "Contact":
             return validate_contact(record.spec, settings)
         return bot_verdict(record, secrets, settings)
